@@ -1,0 +1,33 @@
+# `make demo` and `make test` set up everything they need on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed $(FMNIST)
+
+$(FMNIST):
+	@command -v apt-get >/dev/null || { echo "apt-get not found: install Debian's dataset-fashion-mnist by hand"; exit 1; }
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/dlsuite demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/dlsuite bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info
