@@ -1,0 +1,1 @@
+"""dlsuite applications: each app is a task registry over the shared library."""

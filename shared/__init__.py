@@ -1,0 +1,1 @@
+"""dlsuite's shared library: architectures, data, training engine, export, evaluation."""
