@@ -1,0 +1,1 @@
+"""Vision: image classification (more tasks arrive as issues land)."""

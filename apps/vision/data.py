@@ -1,0 +1,63 @@
+"""Vision datasets: embedded Fashion-MNIST (Debian package), TFDS and image folders."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from shared.data.augment import image_augmenter
+from shared.data.images import folder_dataset, read_idx, split, tfds_dataset
+from shared.errors import UserError
+from shared.tasks import Data, DataInfo
+
+FASHION_MNIST_DIR = os.environ.get("DLSUITE_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def load_fashion_mnist(directory=FASHION_MNIST_DIR):
+    """(x_train, y_train, x_test, y_test) uint8 images [N, 28, 28, 1] and int64 labels."""
+    if not os.path.isdir(directory):
+        raise UserError(f"--data fashion_mnist: {directory} not found; install Debian's "
+                        "dataset-fashion-mnist (make setup does) or set DLSUITE_FASHION_MNIST")
+    part = lambda name: read_idx(os.path.join(directory, f"{name}-ubyte.gz"))  # noqa: E731
+    return (part("train-images-idx3")[..., None], part("train-labels-idx1").astype(np.int64),
+            part("t10k-images-idx3")[..., None], part("t10k-labels-idx1").astype(np.int64))
+
+
+def load_image_arrays(cfg):
+    """(x_train, y_train, x_test, y_test, class names, source) for `--data`."""
+    shape = (cfg.image_size, cfg.image_size, cfg.channels)
+    kind, _, arg = cfg.data.partition(":")
+    if kind == "fashion_mnist" and not arg:
+        x, y, xt, yt = load_fashion_mnist()
+        if shape != (28, 28, 1):
+            raise UserError(f"--image-size/--channels: fashion_mnist images are 28x28x1; got {shape}")
+        return x, y, xt, yt, FASHION_MNIST_CLASSES, f"Fashion-MNIST ({FASHION_MNIST_DIR})"
+    if kind == "tfds" and arg:
+        x, y, xt, yt, names = tfds_dataset(arg, cfg.data_dir, shape, download=cfg.download)
+        if xt is None:
+            x, y, xt, yt = split(x, y, 0.1, cfg.seed + 1)
+        return x, y, xt, yt, names, f"TFDS {arg} ({cfg.data_dir or 'default data_dir'})"
+    if kind == "folder" and arg:
+        if os.path.isdir(os.path.join(arg, "train")) and os.path.isdir(os.path.join(arg, "test")):
+            x, y, names = folder_dataset(os.path.join(arg, "train"), shape)
+            xt, yt, test_names = folder_dataset(os.path.join(arg, "test"), shape)
+            if test_names != names:
+                raise UserError(f"--data folder:{arg}: train/ and test/ have different class folders")
+        else:
+            x, y, names = folder_dataset(arg, shape)
+            x, y, xt, yt = split(x, y, 0.15, cfg.seed + 1)
+        return x, y, xt, yt, names, f"image folder {os.path.abspath(arg)}"
+    raise UserError(f"--data: expected fashion_mnist, tfds:NAME or folder:PATH; got '{cfg.data}'")
+
+
+def build_classify_data(cfg):
+    """Train/validation (split from train, seeded) and test datasets of (uint8 image, label)."""
+    x, y, x_test, y_test, names, source = load_image_arrays(cfg)
+    x_train, y_train, x_val, y_val = split(x, y, cfg.validation_split, cfg.seed)
+    info = DataInfo(input_shape=tuple(x_train.shape[1:]), input_dtype="uint8", class_names=tuple(names),
+                    num_train=len(x_train), num_val=len(x_val), num_test=len(x_test), source=source,
+                    augment=image_augmenter(cfg.augment, cfg.seed))
+    make = lambda a, b: tf.data.Dataset.from_tensor_slices((a, b))  # noqa: E731
+    return Data(make(x_train, y_train), make(x_val, y_val), make(x_test, y_test), info)

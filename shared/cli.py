@@ -1,0 +1,240 @@
+"""The one command-line implementation: `dl-<app>` for each app and `dlsuite` for the suite.
+
+Every user mistake ends in one line on stderr (`dl-vision: error: …`) and exit code 2.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import sys
+
+from shared.errors import UserError
+
+APPS = {"vision": "apps.vision.tasks"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes in one line instead of usage + message."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
+
+
+def _fail(prog, error):
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    return 2
+
+
+def _guard(prog, fn):
+    """Runs `fn`, turning UserErrors and Ctrl-C into one line and a non-zero exit."""
+    try:
+        return fn() or 0
+    except UserError as e:
+        return _fail(prog, e)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+# --- dl-<app> --------------------------------------------------------------
+def _task_parser(prog, task_name, task):
+    from shared.training import config as config_lib
+
+    parser = _Parser(prog=f"{prog} train {task_name}", description=task.config.__doc__,
+                     argument_default=argparse.SUPPRESS)
+    parser.add_argument("--config", metavar="FILE", help="YAML file of field: value, read before the flags")
+    parser.add_argument("--tiny", action="store_true", help="the task's seconds-long smoke configuration")
+    parser.add_argument("--run-name", metavar="NAME", help="run directory name (reuse it to resume)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    for name, kind, default in config_lib.fields(task.config):
+        choices = config_lib.CHOICES.get(name)
+        parser.add_argument(f"--{config_lib.flag(name)}", dest=name, metavar=kind.__name__.upper(),
+                            help=f"default: {default}" + (f" (one of {', '.join(choices)})" if choices else ""))
+    return parser
+
+
+def _load_run(app, tasks, path):
+    from shared.tasks import DataInfo
+    from shared.training import config as config_lib
+    from shared.training.rundir import open_run
+
+    run = open_run(path)
+    if run.app != app:
+        raise UserError(f"{path}: a dl-{run.app} run, not a dl-{app} one")
+    task = tasks.get(run.task)()
+    saved = run.read_config()
+    if saved is None:
+        raise UserError(f"{run.path}: no config.yaml in this run directory")
+    cfg = config_lib.resolve(task.config, overrides=saved)
+    info = run.read_info().get("data_info")
+    return run, task, cfg, DataInfo(**{**info, "input_shape": tuple(info["input_shape"]),
+                                       "class_names": tuple(info["class_names"])}) if info else None
+
+
+def app_main(app, tasks, argv=None):
+    prog = f"dl-{app}"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _Parser(prog=prog, description=f"dlsuite {app} app")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("tasks", help="list the tasks")
+    p = sub.add_parser("train", help="train a task (flags: see 'train TASK --help')", add_help=False)
+    p.add_argument("task")
+    p = sub.add_parser("evaluate", help="evaluate a run on its test split")
+    p.add_argument("run_dir")
+    p = sub.add_parser("predict", help="predict inputs with a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p = sub.add_parser("export", help="export a run (atomic, verified)")
+    p.add_argument("run_dir")
+    p.add_argument("--format", required=True, choices=("savedmodel", "tflite"))
+    p.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8"))
+
+    def run():
+        args, rest = parser.parse_known_args(argv)
+        if args.command != "train" and rest:
+            raise UserError(f"unrecognized arguments: {' '.join(rest)}")
+        if args.command == "tasks":
+            for name, factory in tasks.items():
+                task = factory()
+                print(f"{name:12s} {task.description}")
+            return 0
+        if args.command == "train":
+            return _train(prog, app, tasks, args.task, rest)
+        from shared.training import engine
+
+        run_dir, task, cfg, info = _load_run(app, tasks, args.run_dir)
+        if args.command == "evaluate":
+            metrics = engine.evaluate_run(run_dir, task, cfg)
+            print(json.dumps({k: v for k, v in metrics["test"].items() if not isinstance(v, (dict, list))}))
+        elif args.command == "predict":
+            _predict(run_dir, task, info, args.inputs, args.json)
+        elif args.command == "export":
+            results = engine.export_run_dir(run_dir, task, cfg, formats=[args.format], quantize=[args.quantize])
+            for name in results:
+                print(os.path.join(run_dir.path, results[name].get("path", name)))
+        return 0
+
+    return _guard(prog, run)
+
+
+def _train(prog, app, tasks, task_name, rest):
+    from shared.training import config as config_lib
+
+    task = tasks.get(task_name)()
+    if "-h" in rest or "--help" in rest:
+        _task_parser(prog, task_name, task).print_help()
+        return 0
+    args = vars(_task_parser(prog, task_name, task).parse_args(rest))
+    options = {k: args.pop(k) for k in ("config", "tiny", "run_name", "quiet") if k in args}
+    cfg = config_lib.resolve(task.config, tiny=options.get("tiny", False),
+                             config_file=options.get("config"), overrides=args)
+    from shared.training import engine
+
+    run = engine.train(app, task_name, task, cfg, run_name=options.get("run_name"),
+                       verbose=not options.get("quiet", False))
+    print(f"Run directory: {run.path}")
+    return 0
+
+
+def _predict(run, task, info, inputs, as_json):
+    import numpy as np
+
+    from shared.training.engine import load_model
+
+    if info is None:
+        raise UserError(f"{run.path}: run.json has no data_info; retrain with this version")
+    batch = np.stack([task.load_input(path, info) for path in inputs])  # validates every file first
+    model = load_model(run)
+    outputs = np.asarray(model(batch, training=False))
+    for path, prediction in zip(inputs, task.decode(outputs, info)):
+        if as_json:
+            print(json.dumps({"input": path, **prediction}))
+        else:
+            print(f"{path}: {prediction['label']} ({prediction['confidence']:.3f})")
+
+
+def main():
+    """Entry point for python -m shared.cli (the suite command)."""
+    return suite_main()
+
+
+# --- dlsuite ---------------------------------------------------------------
+def suite_main(argv=None):
+    prog = "dlsuite"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _Parser(prog=prog, description="dlsuite: the whole suite")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("apps", help="list the apps and their tasks")
+    sub.add_parser("architectures", help="list the architecture builders and variants with parameter counts")
+    p = sub.add_parser("demo", help="train, evaluate, export and verify the default classifier")
+    p.add_argument("--tiny", action="store_true", help="a seconds-long demo")
+    p = sub.add_parser("bench", help="suite vs plain Keras speed; SavedModel vs int8 TFLite")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--examples", type=int, default=20000)
+    p = sub.add_parser("tensorboard", help="serve TensorBoard on the run logs")
+    p.add_argument("--logdir", default=None)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=6006)
+    p = sub.add_parser("launch", help="start N local workers with TF_CONFIG: launch --workers N -- CMD…")
+    p.add_argument("--workers", type=int, required=True)
+    p.add_argument("--run-name", default=None)
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+
+    def run():
+        args = parser.parse_args(argv)
+        if args.command == "apps":
+            for app, module in APPS.items():
+                tasks = importlib.import_module(module).TASKS
+                print(f"dl-{app}: {', '.join(tasks.names())}")
+        elif args.command == "architectures":
+            from shared.architectures.summary import describe
+
+            for row in describe():
+                print(f"{row['variant']:22s} {row['architecture']:26s} {row['params']:>12,d}  {row['doc']}")
+        elif args.command == "demo":
+            from shared.demo import demo
+
+            demo(tiny=args.tiny)
+        elif args.command == "bench":
+            from shared.bench import bench
+
+            bench(epochs=args.epochs, examples=args.examples)
+        elif args.command == "tensorboard":
+            from shared.training.rundir import home
+
+            return serve_tensorboard(args.logdir or os.path.join(home(), "tensorboard_logs"), args.host, args.port)
+        elif args.command == "launch":
+            from shared.training.launch import launch
+
+            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            return launch(cmd, args.workers, run_name=args.run_name)
+        return 0
+
+    return _guard(prog, run)
+
+
+def serve_tensorboard(logdir, host, port):
+    if not os.path.isdir(logdir):
+        raise UserError(f"--logdir {logdir}: no such directory (train something first)")
+    from tensorboard import program
+
+    tb = program.TensorBoard()
+    tb.configure(argv=[None, "--logdir", logdir, "--host", host, "--port", str(port)])
+    try:
+        url = tb.launch()
+    except program.TensorBoardServerException as e:
+        raise UserError(f"--port {port}: {e}") from None
+    print(f"TensorBoard at {url} (logs: {logdir}); Ctrl-C to stop", flush=True)
+    try:
+        import time
+
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(suite_main())

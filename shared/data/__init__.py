@@ -1,0 +1,1 @@
+"""Data loaders (IDX, image folders, TFDS) and image helpers shared by the apps."""

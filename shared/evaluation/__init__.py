@@ -1,0 +1,1 @@
+"""Task metrics and report plots (Keras/sklearn metrics, wrapped)."""

@@ -1,0 +1,51 @@
+"""Classification metrics (sklearn) with a confusion matrix and sample predictions."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from sklearn import metrics as skm
+
+from shared.evaluation.plots import confusion_matrix_png, sample_predictions_png
+from shared.evaluation.predict import predict_dataset
+
+
+def accuracy_per_example(y_true, y_pred):
+    """Step metric: 1.0 where argmax(y_pred) == y_true."""
+    return tf.cast(tf.equal(tf.cast(tf.reshape(y_true, [-1]), tf.int64), tf.argmax(y_pred, axis=-1)), tf.float32)
+
+
+def classification_report(model, ds, info, plots_dir):
+    """Accuracy, macro F1, per-class precision/recall, confusion-matrix and sample-prediction PNGs."""
+    x, y, probs = predict_dataset(model, ds)
+    pred = probs.argmax(-1)
+    labels = list(range(len(info.class_names)))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    matrix = skm.confusion_matrix(y, pred, labels=labels)
+    result = {
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "macro_f1": float(f1.mean()),
+        "top3_accuracy": float(np.mean([t in p for t, p in zip(y, np.argsort(-probs, -1)[:, :3])])),
+        "log_loss": float(skm.log_loss(y, np.clip(probs, 1e-7, 1), labels=labels)),
+        "num_examples": int(len(y)),
+        "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for name, p, r, f, s in zip(info.class_names, precision, recall, f1, support)},
+        "confusion_matrix": matrix.tolist(),
+    }
+    plots = [
+        confusion_matrix_png(matrix, info.class_names, os.path.join(plots_dir, "confusion_matrix.png")),
+        sample_predictions_png(x[:32], y[:32], pred[:32], probs.max(-1)[:32], info.class_names,
+                               os.path.join(plots_dir, "sample_predictions.png")),
+    ]
+    return result, plots
+
+
+def decode_probabilities(probs, info, top=3):
+    """Class probabilities -> [{"label", "index", "confidence", "top": [[label, p], …]}]."""
+    out = []
+    for row in np.asarray(probs):
+        order = np.argsort(-row)[:top]
+        out.append({"label": info.class_names[order[0]], "index": int(order[0]),
+                    "confidence": float(row[order[0]]),
+                    "top": [[info.class_names[i], float(row[i])] for i in order]})
+    return out

@@ -1,0 +1,204 @@
+"""Runs a task end to end: strategy, data, model, training with resume, evaluation, export, card."""
+
+import json
+import os
+import time
+
+import keras
+
+from shared.errors import UserError
+from shared.training import config as config_lib
+from shared.training import rundir
+from shared.training.optim import build_optimizer
+from shared.training.strategy import is_chief, resolve_strategy
+from shared.training.tensorboard import TensorBoardLogger
+from shared.training.trainer import Trainer, TrainingDiverged
+
+
+def _select_run(app, task_name, config_dict, run_name):
+    """Resumes an unfinished run with the same config, or starts a new one."""
+    run_name = run_name or os.environ.get("DLSUITE_RUN_NAME")
+    if run_name:
+        run = rundir.RunDir(app, task_name, run_name)
+        info = run.read_info()
+        if not info:
+            return run, False
+        if run.read_config() != config_dict:
+            raise UserError(f"--run-name {run_name}: {run.path} exists with a different config; "
+                            "choose another run name")
+        if info.get("status") != "running":
+            raise UserError(f"--run-name {run_name}: {run.path} already ended ({info.get('status')}); "
+                            "choose another run name")
+        return run, True
+    run = rundir.unfinished_run_with_config(app, task_name, config_dict)
+    if run is not None:
+        return run, True
+    return rundir.RunDir(app, task_name, rundir.new_run_id()), False
+
+
+def load_data(task, cfg):
+    """The task's data with `--max-train-examples` applied."""
+    data = task.data(cfg)
+    if cfg.max_train_examples and cfg.max_train_examples < data.info.num_train:
+        data.train = data.train.take(cfg.max_train_examples)
+        data.info.num_train = cfg.max_train_examples
+    return data
+
+
+def data_info_dict(info):
+    """What predict needs to rebuild DataInfo without loading the data."""
+    return {"input_shape": list(info.input_shape), "input_dtype": info.input_dtype,
+            "class_names": list(info.class_names), "num_train": info.num_train, "num_val": info.num_val,
+            "num_test": info.num_test, "source": info.source}
+
+
+def train(app, task_name, task, cfg, run_name=None, verbose=True):
+    """Trains (or resumes) a run and, on the chief, evaluates, exports and documents it."""
+    strategy = resolve_strategy(cfg.distribution, cfg.cpu_replicas, cfg.tpu)
+    if cfg.distribution == "multi_worker" and not (run_name or os.environ.get("DLSUITE_RUN_NAME")):
+        raise UserError("--distribution multi_worker: pass --run-name so every worker writes the same run")
+    keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy(cfg.precision)
+    config_dict = config_lib.to_dict(cfg)
+    run, resuming = _select_run(app, task_name, config_dict, run_name)
+    chief = is_chief(strategy)
+    data = load_data(task, cfg)
+    if chief:
+        os.makedirs(run.path, exist_ok=True)
+        if not resuming:
+            run.write_config(config_lib.dump_yaml(cfg))
+            run.write_info(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           strategy=type(strategy).__name__, replicas=strategy.num_replicas_in_sync,
+                           data_info=data_info_dict(data.info))
+    with strategy.scope():
+        model = task.model(cfg, data.info)
+        optimizer = build_optimizer(cfg, max(1, data.info.num_train // cfg.batch_size))
+        if hasattr(model, "replica_train_step"):
+            model.compile(optimizer=optimizer)
+    logger = TensorBoardLogger(run.logs) if chief else None
+    trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
+                      loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
+                      checkpoint_dir=run.file("checkpoints"), monitor=task.monitor, logger=logger,
+                      history=run.read_history() if resuming else (), verbose=verbose)
+    done = trainer.restore()
+    if verbose and chief:
+        print(f"{'Resuming' if done else 'Starting'} run {run.path}"
+              + (f" after epoch {done}/{cfg.epochs}" if done else "")
+              + f" ({type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s))", flush=True)
+    if chief and not done:
+        logger.hparams(config_dict, run.run_id)
+    t0 = time.perf_counter()
+    try:
+        history = trainer.fit(on_epoch_end=run.write_history if chief else None)
+    except TrainingDiverged as e:
+        if chief:
+            run.write_info(status="diverged", error=str(e))
+        raise UserError(f"training diverged: {e}; the last good checkpoint is kept in "
+                        f"{run.file('checkpoints', 'last')}") from None
+    if not chief:
+        return run
+    best_epoch = trainer.restore_best()
+    save_model(model, run.file("model.keras"))
+    summary = {"best_epoch": best_epoch, "epochs_run": len(history),
+               "train_seconds_this_session": round(time.perf_counter() - t0, 2),
+               "train_seconds": round(sum(r["seconds"] for r in history), 2),
+               "final_epoch": history[-1] if history else {}}
+    evaluate_run(run, task, cfg, model=model, data=data, extra=summary, logger=logger, verbose=verbose)
+    if cfg.export:
+        export_run_dir(run, task, cfg, model=model, data=data,
+                       formats=cfg.export.split(","), quantize=cfg.quantize.split(","), verbose=verbose)
+    run.write_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), best_epoch=best_epoch)
+    return run
+
+
+def save_model(model, path):
+    from shared.export.atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # Keras insists on the .keras suffix
+        model.save(f"{tmp}.keras")
+        os.replace(f"{tmp}.keras", tmp)
+
+
+def load_model(run):
+    path = run.file("model.keras")
+    if not os.path.isfile(path):
+        raise UserError(f"{run.path}: no trained model (model.keras) in this run directory")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # a corrupt or foreign file
+        raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+
+
+def read_metrics(run):
+    try:
+        with open(run.file("metrics.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def _write_metrics(run, metrics):
+    from shared.export.atomic import atomic_write_json
+
+    atomic_write_json(run.file("metrics.json"), metrics)
+
+
+def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None, verbose=True):
+    """Final evaluation on the test split: `metrics.json`, plots, TensorBoard images, card."""
+    model = model or load_model(run)
+    data = data or load_data(task, cfg)
+    plots_dir = run.file("plots")
+    os.makedirs(plots_dir, exist_ok=True)
+    test_metrics, plots = task.metrics(model, data.test, data.info, plots_dir)
+    metrics = {**read_metrics(run), **(extra or {}), "test": test_metrics,
+               "data": {"source": data.info.source, "num_train": data.info.num_train,
+                        "num_val": data.info.num_val, "num_test": data.info.num_test}}
+    _write_metrics(run, metrics)
+    logger = logger or TensorBoardLogger(run.logs)
+    logger.images(plots, step=metrics.get("best_epoch", 0))
+    logger.scalars("evaluation", {f"test_{k}": v for k, v in test_metrics.items()}, step=metrics.get("best_epoch", 0))
+    write_card(run, task, cfg, metrics, data.info)
+    if verbose:
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items() if isinstance(v, float))
+        print(f"Test: {shown}", flush=True)
+    return metrics
+
+
+def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, verbose=True):
+    """Exports a run's model (atomic, verified); records the results in metrics.json and the card."""
+    from shared.evaluation.predict import take_inputs
+    from shared.export import ExportError, export_run
+
+    model = model or load_model(run)
+    data = data or load_data(task, cfg)
+    calibration = take_inputs(data.train, 256) if "int8" in quantize else None
+    heldout = take_inputs(data.test, 256)
+    metrics = read_metrics(run)
+    try:
+        results = export_run(model, run.path, formats=tuple(formats), quantize=tuple(quantize),
+                             representative_images=calibration, heldout_images=heldout)
+        failure = None
+    except ExportError as e:
+        results, failure = e.results, e
+    metrics["exports"] = {**metrics.get("exports", {}), **results}
+    _write_metrics(run, metrics)
+    write_card(run, task, cfg, metrics, data.info)
+    if verbose:
+        for name, r in results.items():
+            print(f"Export {name}: {'verified' if r.get('passed') else 'FAILED'} "
+                  f"({r.get('size_bytes', 0) / 1e6:.2f} MB, max|diff|={r.get('max_abs_diff', float('nan')):.2e}, "
+                  f"top-1 agreement={r.get('top1_agreement', float('nan')):.4f})", flush=True)
+    if failure is not None:
+        raise UserError(f"export failed verification: {failure}")
+    return results
+
+
+def write_card(run, task, cfg, metrics, info):
+    from shared.export.model_card import write_model_card
+
+    write_model_card(run.path, app=run.app, task=run.task, config=config_lib.to_dict(cfg),
+                     data={"source": info.source, "classes": list(info.class_names),
+                           "input_shape": list(info.input_shape), "input_dtype": info.input_dtype,
+                           "num_train": info.num_train, "num_val": info.num_val, "num_test": info.num_test},
+                     metrics={k: v for k, v in metrics.items() if k != "exports"},
+                     exports=metrics.get("exports", {}))

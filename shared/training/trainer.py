@@ -1,0 +1,244 @@
+"""The training loop: one custom loop that runs the same task code under every strategy.
+
+Keras 3's `fit` breaks under MultiWorkerMirroredStrategy (keras-team/keras#20585), so the
+engine drives training itself: `experimental_distribute_dataset`, `strategy.run` of a
+per-replica step, losses averaged over the *global* batch and `strategy.reduce(SUM)`.
+Validation batches are padded to whole global batches with zero-weight examples, so every
+replica and worker runs the same number of steps and the metrics stay exact.
+"""
+
+import math
+import os
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from shared.errors import UserError
+from shared.training.optim import current_learning_rate
+from shared.training.strategy import is_chief
+
+
+class TrainingDiverged(RuntimeError):
+    """Loss became NaN/Inf; the last good checkpoint is kept."""
+
+
+class Trainer:
+    """Trains `model` on `data` with the task's loss and per-example step metrics.
+
+    A model with its own step (e.g. a GAN) defines `replica_train_step(batch,
+    global_batch_size)` (and optionally `replica_test_step`) returning scalars that sum to
+    the global mean over replicas; the engine runs it the same way.
+    """
+
+    def __init__(self, *, strategy, model, optimizer, data, loss, step_metrics, cfg,
+                 checkpoint_dir, monitor="val_loss", logger=None, history=(), verbose=True):
+        self.strategy = strategy
+        self.model = model
+        self.optimizer = optimizer
+        self.data = data
+        self.loss = loss
+        self.step_metrics = dict(step_metrics)
+        self.cfg = cfg
+        self.monitor = monitor
+        self.logger = logger
+        self.history = list(history)
+        self.chief = is_chief(strategy)
+        self.verbose = verbose and self.chief
+        self.global_batch = cfg.batch_size
+        replicas = strategy.num_replicas_in_sync
+        if self.global_batch % replicas:
+            raise UserError(
+                f"--batch-size {self.global_batch}: must be divisible by the {replicas} replicas")
+        self.steps_per_epoch = data.info.num_train // self.global_batch
+        if self.steps_per_epoch < 1:
+            raise UserError(
+                f"--batch-size {self.global_batch}: larger than the {data.info.num_train} training examples")
+        self.custom_step = hasattr(model, "replica_train_step")
+        with strategy.scope():
+            if not self.custom_step:  # create slots now, not lazily inside the distributed loop
+                optimizer.build(model.trainable_variables)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self.epoch)
+        # Non-chief workers must save too (collectives), but into throwaway directories.
+        where = checkpoint_dir if self.chief else tempfile.mkdtemp(prefix="dlsuite-worker-ckpt-")
+        self.last = tf.train.CheckpointManager(ckpt, os.path.join(where, "last"), max_to_keep=2)
+        self.best = tf.train.CheckpointManager(ckpt, os.path.join(where, "best"), max_to_keep=1)
+        self._ckpt = ckpt
+        self.checkpoint_dir = checkpoint_dir
+        self._train_fn = self._make_loop(self._replica_train_step)
+        self._eval_fn = self._make_loop(self._replica_test_step)
+
+    # --- datasets ------------------------------------------------------------
+    def _distribute(self, ds):
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        options.deterministic = True
+        return self.strategy.experimental_distribute_dataset(
+            ds.with_options(options).prefetch(tf.data.AUTOTUNE))
+
+    def _train_dataset(self, epoch):
+        ds = self.data.train.shuffle(
+            min(self.data.info.num_train, 60000), seed=self.cfg.seed + epoch, reshuffle_each_iteration=False)
+        ds = ds.batch(self.global_batch, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+        if self.data.info.augment is not None:
+            augment = self.data.info.augment
+            ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (x, y, tf.ones(tf.shape(y)[:1], tf.float32)))
+        return self._distribute(ds)
+
+    def _eval_dataset(self, ds, n):
+        """Pads to whole global batches with zero-weight copies of the first example."""
+        pad = (-n) % self.global_batch
+        weighted = ds.map(lambda x, y: (x, y, tf.constant(1.0)))
+        if pad:
+            weighted = weighted.concatenate(ds.take(1).repeat(pad).map(lambda x, y: (x, y, tf.constant(0.0))))
+        return self._distribute(weighted.batch(self.global_batch, drop_remainder=True)), (n + pad) // self.global_batch
+
+    # --- steps ---------------------------------------------------------------
+    def _sums(self, y, pred, per_example, w):
+        out = {"loss": tf.reduce_sum(tf.cast(per_example, tf.float32) * w), "count": tf.reduce_sum(w)}
+        for name, fn in self.step_metrics.items():
+            out[name] = tf.reduce_sum(tf.cast(fn(y, pred), tf.float32) * w)
+        return out
+
+    def _replica_train_step(self, x, y, w):
+        if self.custom_step:
+            return self.model.replica_train_step((x, y), self.global_batch)
+        model, opt = self.model, self.optimizer
+        with tf.GradientTape() as tape:
+            pred = model(x, training=True)
+            per_example = self.loss(y, pred)
+            loss = tf.nn.compute_average_loss(tf.cast(per_example, tf.float32) * w,
+                                              global_batch_size=self.global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n([tf.cast(l, tf.float32) for l in model.losses]))
+            scaled = opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return self._sums(y, pred, per_example, w)
+
+    def _replica_test_step(self, x, y, w):
+        if self.custom_step:
+            if hasattr(self.model, "replica_test_step"):
+                return self.model.replica_test_step((x, y), self.global_batch)
+            return {}
+        pred = self.model(x, training=False)
+        return self._sums(y, pred, self.loss(y, pred), w)
+
+    def _make_loop(self, replica_step):
+        """A tf.function running `n` steps from an iterator and summing the reduced outputs."""
+        strategy = self.strategy
+        step = tf.function(replica_step, jit_compile=True) if self.cfg.jit_compile else replica_step
+
+        def one(iterator):
+            out = strategy.run(step, args=next(iterator))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in out.items()}
+
+        @tf.function
+        def loop(iterator, n):
+            totals = one(iterator)
+            for _ in tf.range(n - 1):
+                totals = tf.nest.map_structure(tf.add, totals, one(iterator))
+            return totals
+
+        return loop
+
+    def _run(self, fn, iterator, steps, progbar=None, check_finite=False):
+        totals, done = {}, 0
+        while done < steps:
+            n = min(self.cfg.steps_per_execution, steps - done)
+            out = {k: float(v) for k, v in fn(iterator, tf.constant(n, tf.int64)).items()}
+            totals = {k: totals.get(k, 0.0) + v for k, v in out.items()}
+            done += n
+            values = self._finalize(totals, done)
+            if check_finite and not all(math.isfinite(v) for v in values.values()):
+                raise TrainingDiverged(
+                    f"loss became {values.get('loss', float('nan'))} at epoch {int(self.epoch) + 1} "
+                    f"step {done}")
+            if progbar is not None:
+                progbar.update(done, list(values.items()))
+        return self._finalize(totals, done)
+
+    def _finalize(self, totals, steps):
+        if "count" in totals:
+            count = max(totals["count"], 1e-12)
+            return {k: v / count for k, v in totals.items() if k != "count"}
+        return {k: v / steps for k, v in totals.items()}
+
+    # --- public --------------------------------------------------------------
+    def restore(self):
+        """Restores the last checkpoint if any; returns the number of completed epochs."""
+        latest = tf.train.latest_checkpoint(os.path.join(self.checkpoint_dir, "last"))
+        if latest:  # every worker reads the chief's checkpoint
+            self._ckpt.restore(latest).expect_partial()
+        done = int(self.epoch.numpy())
+        self.history = self.history[:done]
+        return done
+
+    def evaluate(self, ds, n):
+        dist, steps = self._eval_dataset(ds, n)
+        return self._run(self._eval_fn, iter(dist), steps)
+
+    def fit(self, on_epoch_end=None):
+        """Trains from the current epoch to `cfg.epochs`; returns the history (list of dicts)."""
+        cfg, info = self.cfg, self.data.info
+        mode = min if self.monitor.endswith("loss") else max
+        best = None
+        for record in self.history:
+            if self.monitor in record and (best is None or mode(record[self.monitor], best) != best):
+                best = record[self.monitor]
+        start = int(self.epoch.numpy())
+        for epoch in range(start, cfg.epochs):
+            if self.verbose:
+                print(f"Epoch {epoch + 1}/{cfg.epochs}", flush=True)
+            progbar = keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["loss", *self.step_metrics],
+                                          verbose=1 if self.verbose and sys.stdout.isatty() else 0)
+            t0 = time.perf_counter()
+            train = self._run(self._train_fn, iter(self._train_dataset(epoch)), self.steps_per_epoch,
+                              progbar=progbar, check_finite=True)
+            seconds = time.perf_counter() - t0
+            val = self.evaluate(self.data.val, info.num_val) if info.num_val else {}
+            record = {"epoch": epoch + 1, **train, **{f"val_{k}": v for k, v in val.items()},
+                      "learning_rate": current_learning_rate(self.optimizer),
+                      "examples_per_second": self.steps_per_epoch * self.global_batch / seconds,
+                      "seconds": seconds}
+            self.history.append(record)
+            self.epoch.assign(epoch + 1)
+            self.last.save(checkpoint_number=epoch + 1)
+            improved = self.monitor in record and (best is None or mode(record[self.monitor], best) != best)
+            if improved or self.monitor not in record:
+                best = record.get(self.monitor, best)
+                self.best.save(checkpoint_number=epoch + 1)
+            if self.verbose:
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in {**train, **record}.items()
+                                  if k in train or k.startswith("val_"))
+                print(f"  {shown}  ({seconds:.1f}s, {record['examples_per_second']:.0f} ex/s)", flush=True)
+            if self.logger is not None and self.chief:
+                self.logger.epoch(epoch + 1, record)
+            if on_epoch_end is not None:
+                on_epoch_end(self.history)
+            if cfg.early_stopping_patience and self._patience_spent(mode):
+                if self.verbose:
+                    print(f"Early stopping: {self.monitor} has not improved for "
+                          f"{cfg.early_stopping_patience} epochs", flush=True)
+                break
+        return self.history
+
+    def _patience_spent(self, mode):
+        values = [r[self.monitor] for r in self.history if self.monitor in r]
+        if len(values) <= self.cfg.early_stopping_patience:
+            return False
+        best_index = values.index(mode(values))
+        return len(values) - 1 - best_index >= self.cfg.early_stopping_patience
+
+    def restore_best(self):
+        """Loads the weights of the best epoch (by `monitor`); returns that epoch number."""
+        path = tf.train.latest_checkpoint(os.path.join(self.checkpoint_dir, "best"))
+        if not path:
+            return int(self.epoch.numpy())
+        tf.train.Checkpoint(model=self.model).read(path).expect_partial()
+        return int(path.rsplit("-", 1)[1])
