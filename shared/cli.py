@@ -143,10 +143,10 @@ def _predict(run, task, info, inputs, as_json):
 
     from shared.training.engine import load_model
 
+    model = load_model(run)
     if info is None:
         raise UserError(f"{run.path}: run.json has no data_info; retrain with this version")
     batch = np.stack([task.load_input(path, info) for path in inputs])  # validates every file first
-    model = load_model(run)
     outputs = np.asarray(model(batch, training=False))
     for path, prediction in zip(inputs, task.decode(outputs, info)):
         if as_json:

@@ -1,10 +1,12 @@
 """Runs a task end to end: strategy, data, model, training with resume, evaluation, export, card."""
 
+import hashlib
 import json
 import os
 import time
 
 import keras
+import numpy as np
 
 from shared.errors import UserError
 from shared.training import config as config_lib
@@ -95,6 +97,9 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
             run.write_info(status="diverged", error=str(e))
         raise UserError(f"training diverged: {e}; the last good checkpoint is kept in "
                         f"{run.file('checkpoints', 'last')}") from None
+    fingerprint = weights_fingerprint(model)
+    if verbose:
+        print(f"Final weights fingerprint: {fingerprint}", flush=True)
     if not chief:
         return run
     best_epoch = trainer.restore_best()
@@ -111,6 +116,14 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     return run
 
 
+def weights_fingerprint(model):
+    """sha256 of all weights: equal on every worker after synchronous training."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def save_model(model, path):
     from shared.export.atomic import atomic_path
 
@@ -123,6 +136,9 @@ def load_model(run):
     path = run.file("model.keras")
     if not os.path.isfile(path):
         raise UserError(f"{run.path}: no trained model (model.keras) in this run directory")
+    from shared import architectures
+
+    architectures.names()  # registers every builder class with Keras before deserializing
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:  # a corrupt or foreign file

@@ -1,0 +1,226 @@
+"""Transformer builders over keras-hub layers.
+
+* `TransformerEncoderClassifier`: token ids -> encoder stack -> masked mean pool -> classes.
+* `TransformerDecoderLM`: decoder-only causal language model -> per-token vocab logits.
+* `TransformerSeq2Seq`: encoder-decoder with cross-attention -> per-token vocab logits.
+
+Token id 0 is padding everywhere: it is masked out of attention (keys) and pooling, so
+appending padding never changes the outputs at real positions. Sequences may be shorter
+than `sequence_length` (the position-embedding table size).
+"""
+
+import keras
+import keras_hub
+
+from shared.architectures import register
+
+
+def _check_common(vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
+                  intermediate_dim, dropout):
+    for arg, value in dict(vocabulary_size=vocabulary_size, sequence_length=sequence_length,
+                           num_layers=num_layers, num_heads=num_heads, hidden_dim=hidden_dim,
+                           intermediate_dim=intermediate_dim).items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value}")
+    if hidden_dim % num_heads:
+        raise ValueError(
+            "`hidden_dim` must be divisible by `num_heads`. Received: "
+            f"hidden_dim={hidden_dim}, num_heads={num_heads}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+
+
+def apply_token_embedding(token_ids, vocabulary_size, sequence_length, hidden_dim, name):
+    """Token + learned position embedding. Returns `(embeddings, padding_mask)`:
+    `(batch, steps, hidden_dim)` and a bool `(batch, steps)` mask that is False at id 0."""
+    x = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary_size, sequence_length, hidden_dim, name=f"{name}_embedding"
+    )(token_ids)
+    padding_mask = keras.ops.not_equal(token_ids, 0)
+    return x, padding_mask
+
+
+def apply_encoder_stack(x, padding_mask, num_layers, num_heads, intermediate_dim, dropout, name):
+    """`num_layers` keras-hub `TransformerEncoder` blocks. `(batch, steps, d)` -> same."""
+    for i in range(num_layers):
+        x = keras_hub.layers.TransformerEncoder(
+            intermediate_dim, num_heads, dropout=dropout, name=f"{name}_layer{i}"
+        )(x, padding_mask=padding_mask)
+    return x
+
+
+def apply_decoder_stack(x, padding_mask, num_layers, num_heads, intermediate_dim, dropout, name,
+                        encoder_sequence=None, encoder_padding_mask=None):
+    """`num_layers` causal keras-hub `TransformerDecoder` blocks (with cross-attention
+    when `encoder_sequence` is given). `(batch, steps, d)` -> same."""
+    for i in range(num_layers):
+        x = keras_hub.layers.TransformerDecoder(
+            intermediate_dim, num_heads, dropout=dropout, name=f"{name}_layer{i}"
+        )(
+            x,
+            encoder_sequence=encoder_sequence,
+            decoder_padding_mask=padding_mask,
+            encoder_padding_mask=encoder_padding_mask,
+            use_causal_mask=True,
+        )
+    return x
+
+
+class _Config:
+    """get_config/from_config over the names in `_ARGS`."""
+
+    _ARGS = ()
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        config.update({arg: getattr(self, arg) for arg in self._ARGS})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+@register(
+    "transformer_classifier",
+    variants={
+        "transformer_classifier_tiny": dict(
+            vocabulary_size=5000, sequence_length=128, num_layers=1, num_heads=2,
+            hidden_dim=32, intermediate_dim=64, dropout=0.1, num_classes=2,
+        ),
+        "transformer_classifier_small": dict(
+            vocabulary_size=20000, sequence_length=256, num_layers=2, num_heads=4,
+            hidden_dim=128, intermediate_dim=256, dropout=0.1, num_classes=2,
+        ),
+    },
+)
+class TransformerEncoderClassifier(_Config, keras.Model):
+    """Encoder-only classifier: token ids `(batch, steps)` int, 0 = padding, steps <=
+    `sequence_length` -> token+position embedding -> `num_layers` encoder blocks ->
+    mean over non-padding steps -> dropout -> `Dense(num_classes, "softmax")` (float32).
+
+    Output shape: `(batch, num_classes)` probabilities.
+    """
+
+    _ARGS = ("vocabulary_size", "sequence_length", "num_layers", "num_heads", "hidden_dim",
+             "intermediate_dim", "dropout", "num_classes")
+
+    def __init__(self, vocabulary_size=20000, sequence_length=256, num_layers=2, num_heads=4,
+                 hidden_dim=128, intermediate_dim=256, dropout=0.1, num_classes=2, name=None,
+                 **kwargs):
+        _check_common(vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
+                      intermediate_dim, dropout)
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
+        p = "encoder_classifier"
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        x, mask = apply_token_embedding(token_ids, vocabulary_size, sequence_length, hidden_dim, p)
+        x = keras.layers.Dropout(dropout, name=f"{p}_embedding_dropout")(x)
+        x = apply_encoder_stack(x, mask, num_layers, num_heads, intermediate_dim, dropout, f"{p}_encoder")
+        x = keras.layers.GlobalAveragePooling1D(name=f"{p}_pool")(x, mask=mask)
+        x = keras.layers.Dropout(dropout, name=f"{p}_head_dropout")(x)
+        outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
+                                     name=f"{p}_head")(x)
+        super().__init__(inputs=token_ids, outputs=outputs, name=name, **kwargs)
+        for arg in self._ARGS:
+            setattr(self, arg, locals()[arg])
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+@register(
+    "transformer_lm",
+    variants={
+        "transformer_lm_tiny": dict(
+            vocabulary_size=5000, sequence_length=128, num_layers=2, num_heads=2,
+            hidden_dim=64, intermediate_dim=128, dropout=0.1,
+        ),
+        "transformer_lm_small": dict(
+            vocabulary_size=16000, sequence_length=256, num_layers=4, num_heads=4,
+            hidden_dim=256, intermediate_dim=1024, dropout=0.1,
+        ),
+    },
+)
+class TransformerDecoderLM(_Config, keras.Model):
+    """Decoder-only (GPT-style) causal LM: token ids `(batch, steps)` int, 0 = padding ->
+    token+position embedding -> `num_layers` causal decoder blocks (no cross-attention) ->
+    `Dense(vocabulary_size)` logits (float32).
+
+    Output shape: `(batch, steps, vocabulary_size)` logits; position t depends only on
+    tokens 0..t.
+    """
+
+    _ARGS = ("vocabulary_size", "sequence_length", "num_layers", "num_heads", "hidden_dim",
+             "intermediate_dim", "dropout")
+
+    def __init__(self, vocabulary_size=16000, sequence_length=256, num_layers=4, num_heads=4,
+                 hidden_dim=256, intermediate_dim=1024, dropout=0.1, name=None, **kwargs):
+        _check_common(vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
+                      intermediate_dim, dropout)
+        p = "decoder_lm"
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        x, mask = apply_token_embedding(token_ids, vocabulary_size, sequence_length, hidden_dim, p)
+        x = keras.layers.Dropout(dropout, name=f"{p}_embedding_dropout")(x)
+        x = apply_decoder_stack(x, mask, num_layers, num_heads, intermediate_dim, dropout, f"{p}_decoder")
+        x = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{p}_final_norm")(x)
+        logits = keras.layers.Dense(vocabulary_size, dtype="float32", name=f"{p}_logits")(x)
+        super().__init__(inputs=token_ids, outputs=logits, name=name, **kwargs)
+        for arg in self._ARGS:
+            setattr(self, arg, locals()[arg])
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+@register(
+    "transformer_seq2seq",
+    variants={
+        "transformer_seq2seq_tiny": dict(
+            encoder_vocabulary_size=5000, decoder_vocabulary_size=5000, sequence_length=64,
+            num_layers=1, num_heads=2, hidden_dim=64, intermediate_dim=128, dropout=0.1,
+        ),
+        "transformer_seq2seq_small": dict(
+            encoder_vocabulary_size=15000, decoder_vocabulary_size=15000, sequence_length=64,
+            num_layers=2, num_heads=8, hidden_dim=256, intermediate_dim=1024, dropout=0.1,
+        ),
+    },
+)
+class TransformerSeq2Seq(_Config, keras.Model):
+    """Encoder-decoder Transformer (Vaswani et al.). Inputs: a dict
+    `{"encoder_tokens": (batch, src_steps), "decoder_tokens": (batch, tgt_steps)}` of int
+    ids, 0 = padding, each <= `sequence_length` steps. The decoder is causal and
+    cross-attends to the non-padding encoder steps.
+
+    Output shape: `(batch, tgt_steps, decoder_vocabulary_size)` logits (float32).
+    """
+
+    _ARGS = ("encoder_vocabulary_size", "decoder_vocabulary_size", "sequence_length",
+             "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "dropout")
+
+    def __init__(self, encoder_vocabulary_size=15000, decoder_vocabulary_size=15000,
+                 sequence_length=64, num_layers=2, num_heads=8, hidden_dim=256,
+                 intermediate_dim=1024, dropout=0.1, name=None, **kwargs):
+        _check_common(encoder_vocabulary_size, sequence_length, num_layers, num_heads,
+                      hidden_dim, intermediate_dim, dropout)
+        if not isinstance(decoder_vocabulary_size, int) or decoder_vocabulary_size <= 0:
+            raise ValueError("`decoder_vocabulary_size` must be a positive int. Received: "
+                             f"decoder_vocabulary_size={decoder_vocabulary_size}")
+        p = "seq2seq"
+        enc_ids = keras.Input(shape=(None,), dtype="int32", name="encoder_tokens")
+        dec_ids = keras.Input(shape=(None,), dtype="int32", name="decoder_tokens")
+        enc, enc_mask = apply_token_embedding(enc_ids, encoder_vocabulary_size, sequence_length,
+                                              hidden_dim, f"{p}_encoder")
+        enc = keras.layers.Dropout(dropout, name=f"{p}_encoder_embedding_dropout")(enc)
+        enc = apply_encoder_stack(enc, enc_mask, num_layers, num_heads, intermediate_dim,
+                                  dropout, f"{p}_encoder")
+        dec, dec_mask = apply_token_embedding(dec_ids, decoder_vocabulary_size, sequence_length,
+                                              hidden_dim, f"{p}_decoder")
+        dec = keras.layers.Dropout(dropout, name=f"{p}_decoder_embedding_dropout")(dec)
+        dec = apply_decoder_stack(dec, dec_mask, num_layers, num_heads, intermediate_dim, dropout,
+                                  f"{p}_decoder", encoder_sequence=enc,
+                                  encoder_padding_mask=enc_mask)
+        logits = keras.layers.Dense(decoder_vocabulary_size, dtype="float32",
+                                    name=f"{p}_logits")(dec)
+        super().__init__(inputs={"encoder_tokens": enc_ids, "decoder_tokens": dec_ids},
+                         outputs=logits, name=name, **kwargs)
+        for arg in self._ARGS:
+            setattr(self, arg, locals()[arg])

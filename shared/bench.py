@@ -1,0 +1,141 @@
+"""`dlsuite bench`: the suite's engine vs a plain Keras script, side by side in one run.
+
+Both train the keras-io "Simple MNIST convnet" on the same Fashion-MNIST examples, each in a
+fresh subprocess; throughput is the median examples/s over epochs after the first (tracing).
+The suite process also measures how much of its step time waits on input (a real epoch vs
+the same steps fed from one cached batch) and compares float SavedModel with int8 TFLite.
+"""
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def _plain_keras(examples, epochs, batch_size):
+    """The keras-io script, verbatim in spirit: float inputs, compile + fit."""
+    import keras
+    import numpy as np
+
+    from apps.vision.data import load_fashion_mnist
+
+    x, y, _, _ = load_fashion_mnist()
+    x = x[:examples].astype("float32") / 255
+    y = y[:examples]
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        keras.layers.MaxPooling2D(pool_size=(2, 2)),
+        keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        keras.layers.MaxPooling2D(pool_size=(2, 2)),
+        keras.layers.Flatten(),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[Timer()])
+    steps = int(np.ceil(len(x) / batch_size))
+    return {"examples_per_second": [steps * batch_size / t for t in times]}
+
+
+def _suite(examples, epochs, batch_size):
+    """The same model and data through the suite's engine (one-device strategy)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from apps.vision.tasks import TASKS, ClassifyConfig
+    from shared.evaluation.predict import take_inputs
+    from shared.export import export_run
+    from shared.training import engine
+    from shared.training.optim import build_optimizer
+    from shared.training.strategy import resolve_strategy
+    from shared.training.trainer import Trainer
+
+    task = TASKS.get("classify")()
+    cfg = ClassifyConfig(model="simple_cnn", augment="none", lr_schedule="constant", learning_rate=1e-3,
+                         epochs=epochs, batch_size=batch_size, max_train_examples=examples,
+                         validation_split=0.05, early_stopping_patience=0, distribution="one_device")
+    strategy = resolve_strategy(cfg.distribution)
+    data = engine.load_data(task, cfg)
+    data.train = data.train.cache()
+    with strategy.scope():
+        model = task.model(cfg, data.info)
+        optimizer = build_optimizer(cfg, data.info.num_train // batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
+                          loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
+                          checkpoint_dir=tmp, monitor=task.monitor, verbose=False)
+        history = trainer.fit()
+        steps = trainer.steps_per_epoch
+        real = trainer._train_dataset(0)
+        t0 = time.perf_counter()
+        trainer._run(trainer._train_fn, iter(real), steps)
+        real_seconds = time.perf_counter() - t0
+        batch = next(iter(data.train.batch(batch_size, drop_remainder=True)))
+        cached = tf.data.Dataset.from_tensors(batch).repeat(steps).map(
+            lambda x, y: (x, y, tf.ones(tf.shape(y)[:1], tf.float32)))
+        t0 = time.perf_counter()
+        trainer._run(trainer._train_fn, iter(trainer._distribute(cached)), steps)
+        compute_seconds = time.perf_counter() - t0
+        exports = export_run(model, tmp, formats=("savedmodel", "tflite"), quantize=("int8",),
+                             representative_images=take_inputs(data.train, 256),
+                             heldout_images=take_inputs(data.test, 256))
+    return {"examples_per_second": [r["examples_per_second"] for r in history],
+            "val_accuracy": history[-1].get("val_accuracy"),
+            "input_wait_share": max(0.0, 1 - compute_seconds / real_seconds),
+            "pipeline_epoch_seconds": real_seconds, "compute_only_epoch_seconds": compute_seconds,
+            "exports": {k: {m: v[m] for m in ("size_bytes", "latency_ms_batch1", "top1_agreement", "passed")}
+                        for k, v in exports.items()}}
+
+
+def _child(kind, examples, epochs, batch_size):
+    cmd = [sys.executable, "-m", "shared.bench", kind, str(examples), str(epochs), str(batch_size)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"bench {kind} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench(epochs=3, examples=20000, batch_size=128):
+    """Runs both sides one after the other and prints the comparison; returns the figures."""
+    epochs = max(2, epochs)
+    plain = _child("plain", examples, epochs, batch_size)
+    suite = _child("suite", examples, epochs, batch_size)
+    p = statistics.median(plain["examples_per_second"][1:])
+    s = statistics.median(suite["examples_per_second"][1:])
+    sm, tl = suite["exports"]["savedmodel"], suite["exports"]["tflite_int8"]
+    result = {"plain_keras_examples_per_second": p, "suite_examples_per_second": s, "ratio_suite_over_plain": s / p,
+              "input_wait_share": suite["input_wait_share"],
+              "savedmodel_bytes": sm["size_bytes"], "tflite_int8_bytes": tl["size_bytes"],
+              "size_ratio_int8_over_savedmodel": tl["size_bytes"] / sm["size_bytes"],
+              "savedmodel_latency_ms": sm["latency_ms_batch1"], "tflite_int8_latency_ms": tl["latency_ms_batch1"],
+              "latency_ratio_int8_over_savedmodel": tl["latency_ms_batch1"] / sm["latency_ms_batch1"],
+              "int8_top1_agreement": tl["top1_agreement"]}
+    print(f"Training throughput, keras-io simple convnet, {examples} Fashion-MNIST examples, batch {batch_size},"
+          f" median of epochs 2..{epochs}:")
+    print(f"  plain Keras model.fit  {p:10.0f} examples/s")
+    print(f"  dlsuite engine         {s:10.0f} examples/s   ratio {s / p:.2f}")
+    print(f"  input wait             {100 * suite['input_wait_share']:.1f}% of the suite's step time")
+    print("Export (same trained model):")
+    print(f"  float SavedModel  {sm['size_bytes'] / 1e3:9.1f} kB  batch-1 {sm['latency_ms_batch1']:.3f} ms")
+    print(f"  int8 TFLite       {tl['size_bytes'] / 1e3:9.1f} kB  batch-1 {tl['latency_ms_batch1']:.3f} ms  "
+          f"(size x{result['size_ratio_int8_over_savedmodel']:.3f}, latency x{result['latency_ratio_int8_over_savedmodel']:.3f},"
+          f" top-1 agreement {tl['top1_agreement']:.4f})")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    kind, examples, epochs, batch_size = sys.argv[1], *map(int, sys.argv[2:5])
+    print(json.dumps((_plain_keras if kind == "plain" else _suite)(examples, epochs, batch_size)))

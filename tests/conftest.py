@@ -1,0 +1,35 @@
+"""Shared fixtures: run the installed console scripts in a private DLSUITE_HOME."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+
+
+def run_command(args, home, timeout=900, env=None, **kwargs):
+    """Runs a console script (`dl-vision`, `dlsuite`) with DLSUITE_HOME=home; returns CompletedProcess."""
+    full_env = {**os.environ, "DLSUITE_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    full_env.pop("TF_CONFIG", None)
+    return subprocess.run([os.path.join(BIN, args[0]), *map(str, args[1:])], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, **kwargs)
+
+
+def error_line(result):
+    """The one-line error a failed command printed (asserting it is exactly one line)."""
+    lines = [l for l in result.stderr.splitlines() if l.strip() and not _tf_noise(l)]
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert len(lines) == 1, "expected one error line, got:\n" + "\n".join(lines[-30:])
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def _tf_noise(line):
+    return line.startswith(("WARNING: All log messages", "I0000", "E0000", "W0000")) or "cuda" in line.lower()
+
+
+@pytest.fixture
+def home(tmp_path):
+    return tmp_path / "home"

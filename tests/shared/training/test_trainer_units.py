@@ -1,0 +1,53 @@
+"""Small engine pieces checked directly: schedules, optimizers, early stopping, registry."""
+
+import keras
+import pytest
+
+from shared.errors import UserError
+from shared.registry import Registry
+from shared.training.config import TrainConfig
+from shared.training.optim import build_optimizer, learning_rate
+from shared.training.trainer import Trainer
+
+
+@pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD"), ("rmsprop", "RMSprop")])
+def test_optimizer_choice(name, cls):
+    assert type(build_optimizer(TrainConfig(optimizer=name), 10)).__name__ == cls
+
+
+def test_mixed_float16_wraps_for_loss_scaling():
+    assert isinstance(build_optimizer(TrainConfig(precision="mixed_float16"), 10), keras.optimizers.LossScaleOptimizer)
+
+
+def test_cosine_schedule_with_warmup_values():
+    schedule = learning_rate(TrainConfig(epochs=10, learning_rate=1.0, lr_schedule="cosine", warmup_epochs=1), 10)
+    assert float(schedule(0)) == pytest.approx(0.0)
+    assert float(schedule(10)) == pytest.approx(1.0, rel=1e-3)
+    assert float(schedule(100)) == pytest.approx(0.01, rel=1e-2)
+    with pytest.raises(UserError, match="--warmup-epochs"):
+        learning_rate(TrainConfig(warmup_epochs=1), 10)
+
+
+class _Stub:
+    def __init__(self, history, patience):
+        self.history, self.monitor, self.cfg = history, "val_loss", TrainConfig(early_stopping_patience=patience)
+
+
+@pytest.mark.parametrize("values, patience, stop", [
+    ([1.0, 0.9, 0.8], 1, False),
+    ([1.0, 0.9, 0.95], 1, True),
+    ([1.0, 0.9, 0.95], 2, False),
+    ([1.0, 0.9, 0.95, 0.97], 2, True),
+])
+def test_early_stopping_patience(values, patience, stop):
+    stub = _Stub([{"val_loss": v} for v in values], patience)
+    assert Trainer._patience_spent(stub, min) is stop
+
+
+def test_registry_unknown_name_lists_known():
+    reg = Registry("thing")
+    reg.register("b")(1)
+    reg.register("a")(2)
+    assert reg.names() == ["a", "b"]
+    with pytest.raises(UserError, match="unknown thing 'c'; expected one of: a, b"):
+        reg.get("c")
