@@ -46,7 +46,7 @@ def _task_parser(prog, task_name, task):
     parser.add_argument("--config", metavar="FILE", help="YAML file of field: value, read before the flags")
     parser.add_argument("--tiny", action="store_true", help="the task's seconds-long smoke configuration")
     parser.add_argument("--run-name", metavar="NAME", help="run directory name (reuse it to resume)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="print only the run directory")
     for name, kind, default in config_lib.fields(task.config):
         choices = config_lib.CHOICES.get(name)
         parser.add_argument(f"--{config_lib.flag(name)}", dest=name, metavar=kind.__name__.upper(),

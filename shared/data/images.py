@@ -93,9 +93,10 @@ def tfds_dataset(name, data_dir, shape, download=False):
             builder.download_and_prepare()
         splits = builder.info.splits
         test_split = "test" if "test" in splits else ("validation" if "validation" in splits else None)
-        train = builder.as_dataset(split="train", as_supervised=True)
-        test = builder.as_dataset(split=test_split, as_supervised=True) if test_split else None
-        label = builder.info.features[builder.info.supervised_keys[1]]
+        image_key, label_key = builder.info.supervised_keys or ("image", "label")
+        train = builder.as_dataset(split="train")
+        test = builder.as_dataset(split=test_split) if test_split else None
+        label = builder.info.features[label_key]
         names = tuple(label.names) if hasattr(label, "names") else tuple(str(i) for i in range(label.num_classes))
     except Exception as e:  # TFDS raises many types for a missing/unprepared dataset
         raise UserError(f"--data tfds:{name} --data-dir {data_dir or '~/tensorflow_datasets'}: "
@@ -103,9 +104,9 @@ def tfds_dataset(name, data_dir, shape, download=False):
 
     def arrays(ds):
         xs, ys = [], []
-        for x, y in ds:
-            xs.append(to_shape(x, shape).numpy())
-            ys.append(int(y))
+        for example in ds:
+            xs.append(to_shape(example[image_key], shape).numpy())
+            ys.append(int(example[label_key]))
         return np.stack(xs), np.asarray(ys, np.int64)
 
     x_train, y_train = arrays(train)

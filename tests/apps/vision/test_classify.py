@@ -76,11 +76,9 @@ def test_tfds_loader_reads_a_locally_prepared_dataset(tmp_path):
         "label": tfds.features.ClassLabel(names=list(FASHION_MNIST_CLASSES)),
     })
     split = lambda a, b: tf.data.Dataset.from_tensor_slices({"image": a, "label": b})  # noqa: E731
-    builder = tfds.dataset_builders.TfDataBuilder(
+    tfds.dataset_builders.store_as_tfds_dataset(
         name="fmnist_local", version="1.0.0", data_dir=str(tmp_path), features=features,
-        split_datasets={"train": split(x[:300], y[:300]), "test": split(xt[:100], yt[:100])},
-        config="default", supervised_keys=("image", "label"))
-    builder.download_and_prepare()
+        split_datasets={"train": split(x[:300], y[:300]), "test": split(xt[:100], yt[:100])})
     cfg = ClassifyConfig(data="tfds:fmnist_local", data_dir=str(tmp_path), validation_split=0.1)
     data = build_classify_data(cfg)
     assert (data.info.num_train, data.info.num_val, data.info.num_test) == (270, 30, 100)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import BIN, error_line, run_command
 
-TINY = ["dl-vision", "train", "classify", "--tiny", "--epochs", "3", "--quiet"]
+TINY = ["dl-vision", "train", "classify", "--tiny", "--epochs", "3"]
 
 
 def _history(home, run_name):
