@@ -155,11 +155,6 @@ def _predict(run, task, info, inputs, as_json):
             print(f"{path}: {prediction['label']} ({prediction['confidence']:.3f})")
 
 
-def main():
-    """Entry point for python -m shared.cli (the suite command)."""
-    return suite_main()
-
-
 # --- dlsuite ---------------------------------------------------------------
 def suite_main(argv=None):
     prog = "dlsuite"
@@ -192,7 +187,8 @@ def suite_main(argv=None):
             from shared.architectures.summary import describe
 
             for row in describe():
-                print(f"{row['variant']:22s} {row['architecture']:26s} {row['params']:>12,d}  {row['doc']}")
+                params = f"{row['params']:>12,d}" if row["params"] is not None else f"{'error':>12s}"
+                print(f"{row['variant']:24s} {row['architecture']:24s} {params}  {row.get('error') or row['doc']}")
         elif args.command == "demo":
             from shared.demo import demo
 

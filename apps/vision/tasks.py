@@ -24,12 +24,12 @@ class ClassifyConfig(TrainConfig):
     image_size: int = 28
     channels: int = 1
     model: str = "cnn_bn"
-    augment: str = "flip,translate"
-    epochs: int = 15
+    augment: str = "flip"
+    epochs: int = 10
     batch_size: int = 128
     lr_schedule: str = "cosine"
     learning_rate: float = 2e-3
-    early_stopping_patience: int = 5
+    early_stopping_patience: int = 3
 
     @classmethod
     def tiny(cls):

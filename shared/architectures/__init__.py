@@ -62,6 +62,14 @@ def variants(name=None):
     return {v: dict(kw) for v, (arch, kw) in _VARIANTS.items() if name in (None, arch)}
 
 
+def architecture_of(variant):
+    """The architecture name a variant belongs to."""
+    _load()
+    if variant not in _VARIANTS:
+        raise UserError(f"unknown variant '{variant}'; expected one of: {', '.join(sorted(_VARIANTS))}")
+    return _VARIANTS[variant][0]
+
+
 def build(name, **kwargs):
     """Builds an architecture or a named variant; `kwargs` override the variant's."""
     _load()

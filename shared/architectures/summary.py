@@ -20,7 +20,7 @@ def describe(names=None):
     for variant, kwargs in architectures.variants().items():
         if names is not None and variant not in names:
             continue
-        arch = architectures._VARIANTS[variant][0]
+        arch = architectures.architecture_of(variant)
         cls = architectures.get(arch)
         row = {"variant": variant, "architecture": arch, "params": None, "doc": _doc(cls)}
         try:

@@ -91,3 +91,19 @@ def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
         CNN(**kwargs)
     assert "Received" in str(info.value)
+
+
+def test_dense_units_add_hidden_layers():
+    base = CNN(input_shape=(28, 28, 1), filters=(8,), pooling="avg", num_classes=10)
+    deep = CNN(input_shape=(28, 28, 1), filters=(8,), pooling="avg", num_classes=10, dense_units=(16, 12))
+    assert deep.count_params() - base.count_params() == (8 * 16 + 16) + (16 * 12 + 12) + (12 * 10 + 10) - (8 * 10 + 10)
+    assert [l.units for l in deep.layers if isinstance(l, keras.layers.Dense)] == [16, 12, 10]
+    assert CNN.from_config(deep.get_config()).get_config() == deep.get_config()
+    with pytest.raises(ValueError, match="Received: dense_units"):
+        CNN(input_shape=(28, 28, 1), dense_units=(0,))
+
+
+def test_cnn_bn_default_classifier_variant():
+    model = architectures.build("cnn_bn")
+    assert model.count_params() == 50_474
+    assert tuple(model(X28).shape) == (2, 10)

@@ -94,3 +94,21 @@ def test_divergence_stops_with_a_clear_message(home):
     assert "training diverged: loss became nan" in line.lower() or "loss became inf" in line.lower(), line
     info = json.loads((home / "saved_models" / "vision" / "classify" / "boom" / "run.json").read_text())
     assert info["status"] == "diverged"
+
+
+@pytest.mark.parametrize("flags", [
+    ["--precision", "mixed_bfloat16"],
+    ["--jit-compile", "true"],
+    ["--optimizer", "rmsprop", "--lr-schedule", "exponential", "--augment", "flip,translate,rotate"],
+])
+def test_engine_options_train(home, flags):
+    result = run_command([*TINY, "--epochs", "2", "--run-name", "opts", *flags], home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = _history(home, "opts")
+    assert len(history) == 2 and all(math.isfinite(r["loss"]) for r in history)
+    assert history[-1]["loss"] < history[0]["loss"]
+    import yaml
+
+    saved = yaml.safe_load((home / "saved_models" / "vision" / "classify" / "opts" / "config.yaml").read_text())
+    assert {("--" + k.replace("_", "-")): str(v).lower() for k, v in saved.items()}.items() >= \
+        {flags[i]: flags[i + 1].lower() for i in range(0, len(flags), 2)}.items()
