@@ -13,7 +13,7 @@ from shared.training.trainer import Trainer
 
 def _data():
     x, y, _, _ = load_fashion_mnist()
-    images = x[:320].astype("float32") / 127.5 - 1.0
+    images, y = x[:320].astype("float32") / 127.5 - 1.0, y[:320]
     make = lambda a, b: tf.data.Dataset.from_tensor_slices((a, b))  # noqa: E731
     info = DataInfo(input_shape=(28, 28, 1), input_dtype="float32", num_train=256, num_val=64)
     return Data(make(images[:256], y[:256]), make(images[256:], y[256:]), make(images[256:], y[256:]), info)
