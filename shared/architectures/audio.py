@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from shared.architectures import register
+from shared.architectures.base import ArgsConfig
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -133,17 +134,6 @@ _FRONT_END_ARGS = ("sampling_rate", "frame_length", "frame_step", "fft_length", 
                    "lower_edge_hertz", "upper_edge_hertz")
 
 
-class _Config:
-    _ARGS = ()
-
-    def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable}
-        config.update({arg: getattr(self, arg) for arg in self._ARGS})
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def apply_conv_bn_relu_block(x, filters, kernel_size, strides, name):
@@ -200,7 +190,7 @@ _DS2_CONV = dict(conv_filters=(32, 32), conv_kernel_sizes=((11, 41), (11, 21)),
         ),
     },
 )
-class CTCAcousticModel(_Config, keras.Model):
+class CTCAcousticModel(ArgsConfig, keras.Model):
     """DeepSpeech2-style acoustic model (Amodei et al. 2015) for CTC training.
 
     waveform `(batch, samples)` float32 -> `LogMelSpectrogram` `(batch, frames, mels)` ->
@@ -316,7 +306,7 @@ class CTCAcousticModel(_Config, keras.Model):
         ),
     },
 )
-class KeywordSpotter(_Config, keras.Model):
+class KeywordSpotter(ArgsConfig, keras.Model):
     """Small CNN keyword spotter: waveform `(batch, samples)` float32 -> `LogMelSpectrogram`
     -> `UtteranceNormalization` -> per conv stage Conv2D(3x3) -> BatchNorm -> ReLU -> MaxPool(2) (the last stage
     without pooling) -> global average pool -> Dropout -> Dense(num_classes, softmax,

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from shared.architectures import register
+from shared.architectures.base import ArgsConfig
 
 
 def _check_image(image_size, channels, num_upsamples, base_filters, num_classes):
@@ -48,17 +49,6 @@ def apply_downsample_block(x, filters, batch_norm, name):
     return keras.layers.LeakyReLU(0.2, name=f"{name}_leaky_relu")(x)
 
 
-class _Config:
-    _ARGS = ()
-
-    def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable}
-        config.update({arg: getattr(self, arg) for arg in self._ARGS})
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 _MNIST = dict(image_size=28, channels=1, num_upsamples=2, base_filters=64)
@@ -74,7 +64,7 @@ _RGB64 = dict(image_size=64, channels=3, num_upsamples=4, base_filters=64)
         "dcgan_64_generator": dict(latent_dim=100, num_classes=None, embedding_dim=50, **_RGB64),
     },
 )
-class DCGANGenerator(_Config, keras.Model):
+class DCGANGenerator(ArgsConfig, keras.Model):
     """latent `(batch, latent_dim)` [+ labels `(batch,)` int] -> image.
 
     Dense projection to `(s, s, base_filters * 2**(num_upsamples-1))` with
@@ -129,7 +119,7 @@ class DCGANGenerator(_Config, keras.Model):
         "dcgan_64_discriminator": dict(num_classes=None, batch_norm=True, dropout=0.0, **_RGB64),
     },
 )
-class DCGANDiscriminator(_Config, keras.Model):
+class DCGANDiscriminator(ArgsConfig, keras.Model):
     """image `(batch, image_size, image_size, channels)` [+ labels `(batch,)` int] -> logit.
 
     With `num_classes`, the label is embedded to an `image_size x image_size` map and

@@ -13,6 +13,7 @@ import keras
 import keras_hub
 
 from shared.architectures import register
+from shared.architectures.base import ArgsConfig
 
 
 def _check_common(vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
@@ -67,19 +68,6 @@ def apply_decoder_stack(x, padding_mask, num_layers, num_heads, intermediate_dim
     return x
 
 
-class _Config:
-    """get_config/from_config over the names in `_ARGS`."""
-
-    _ARGS = ()
-
-    def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable}
-        config.update({arg: getattr(self, arg) for arg in self._ARGS})
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -96,7 +84,7 @@ class _Config:
         ),
     },
 )
-class TransformerEncoderClassifier(_Config, keras.Model):
+class TransformerEncoderClassifier(ArgsConfig, keras.Model):
     """Encoder-only classifier: token ids `(batch, steps)` int, 0 = padding, steps <=
     `sequence_length` -> token+position embedding -> `num_layers` encoder blocks ->
     mean over non-padding steps -> dropout -> `Dense(num_classes, "softmax")` (float32).
@@ -142,7 +130,7 @@ class TransformerEncoderClassifier(_Config, keras.Model):
         ),
     },
 )
-class TransformerDecoderLM(_Config, keras.Model):
+class TransformerDecoderLM(ArgsConfig, keras.Model):
     """Decoder-only (GPT-style) causal LM: token ids `(batch, steps)` int, 0 = padding ->
     token+position embedding -> `num_layers` causal decoder blocks (no cross-attention) ->
     `Dense(vocabulary_size)` logits (float32).
@@ -184,7 +172,7 @@ class TransformerDecoderLM(_Config, keras.Model):
         ),
     },
 )
-class TransformerSeq2Seq(_Config, keras.Model):
+class TransformerSeq2Seq(ArgsConfig, keras.Model):
     """Encoder-decoder Transformer (Vaswani et al.). Inputs: a dict
     `{"encoder_tokens": (batch, src_steps), "decoder_tokens": (batch, tgt_steps)}` of int
     ids, 0 = padding, each <= `sequence_length` steps. The decoder is causal and
