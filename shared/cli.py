@@ -188,7 +188,7 @@ def suite_main(argv=None):
 
             for row in describe():
                 params = f"{row['params']:>12,d}" if row["params"] is not None else f"{'error':>12s}"
-                print(f"{row['variant']:24s} {row['architecture']:24s} {params}  {row.get('error') or row['doc']}")
+                print(f"{row['variant']:28s} {row['architecture']:24s} {params}  {row.get('error') or row['doc']}")
         elif args.command == "demo":
             from shared.demo import demo
 

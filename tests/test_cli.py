@@ -112,6 +112,14 @@ def test_tasks_and_apps_listings(trained):
     assert "dl-vision: classify" in run_command(["dlsuite", "apps"], home).stdout
 
 
+def test_architectures_listing_has_parameter_counts(trained):
+    result = run_command(["dlsuite", "architectures"], trained[0])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines() if line.strip()}
+    assert rows["resnet50"] == "25,636,712" and rows["simple_cnn"] == "34,826" and rows["cnn_bn"] == "50,474"
+    assert "error" not in rows.values()
+
+
 def test_train_help_lists_every_config_field(trained):
     result = run_command(["dl-vision", "train", "classify", "--help"], trained[0])
     assert result.returncode == 0
