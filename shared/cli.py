@@ -166,8 +166,9 @@ def suite_main(argv=None):
     p = sub.add_parser("demo", help="train, evaluate, export and verify the default classifier")
     p.add_argument("--tiny", action="store_true", help="a seconds-long demo")
     p = sub.add_parser("bench", help="suite vs plain Keras speed; SavedModel vs int8 TFLite")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--examples", type=int, default=20000)
+    p.add_argument("--rounds", type=int, default=2)
     p = sub.add_parser("tensorboard", help="serve TensorBoard on the run logs")
     p.add_argument("--logdir", default=None)
     p.add_argument("--host", default="127.0.0.1")
@@ -196,7 +197,7 @@ def suite_main(argv=None):
         elif args.command == "bench":
             from shared.bench import bench
 
-            bench(epochs=args.epochs, examples=args.examples)
+            bench(epochs=args.epochs, examples=args.examples, rounds=args.rounds)
         elif args.command == "tensorboard":
             from shared.training.rundir import home
 
