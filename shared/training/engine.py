@@ -95,8 +95,9 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     except TrainingDiverged as e:
         if chief:
             run.write_info(status="diverged", error=str(e))
-        raise UserError(f"training diverged: {e}; the last good checkpoint is kept in "
-                        f"{run.file('checkpoints', 'last')}") from None
+        kept = (f"the last good checkpoint (epoch {int(trainer.epoch.numpy())}) is kept in "
+                f"{run.file('checkpoints', 'last')}" if int(trainer.epoch.numpy()) else "no epoch had completed")
+        raise UserError(f"training diverged: {e}; {kept}") from None
     fingerprint = weights_fingerprint(model)
     if verbose:
         print(f"Final weights fingerprint: {fingerprint}", flush=True)
@@ -117,9 +118,10 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
 
 
 def weights_fingerprint(model):
-    """sha256 of all weights: equal on every worker after synchronous training."""
+    """sha256 of the trainable weights: equal on every worker after synchronous training
+    (BatchNorm moving statistics are per replica, so they are left out)."""
     digest = hashlib.sha256()
-    for weight in model.weights:
+    for weight in model.trainable_weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()[:16]
 
