@@ -14,7 +14,6 @@ import tempfile
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from shared.errors import UserError

@@ -6,7 +6,6 @@ import pytest
 from shared import architectures
 from shared.architectures.keras_hub_backbone import KerasHubBackbone
 from shared.errors import UserError
-from tests.shared.architectures.harness import run_builder_test
 
 RNG = np.random.default_rng(0)
 TINY_RESNET = dict(

@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from shared.architectures.recurrent import RecurrentNet
 from tests.shared.architectures.harness import run_builder_test
