@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from shared.architectures import register
 from shared.architectures.base import ArgsConfig
+from shared.architectures.recurrent import bidirectional_wrapper
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -244,7 +245,7 @@ class CTCAcousticModel(ArgsConfig, keras.Model):
         x = keras.layers.Reshape((-1, mels * channels), name=f"{p}_merge_features")(x)
         rnn = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[rnn_cell]
         for i in range(rnn_layers):
-            x = keras.layers.Bidirectional(
+            x = bidirectional_wrapper(
                 rnn(rnn_units, return_sequences=True, name=f"{p}_rnn{i}_{rnn_cell}"),
                 name=f"{p}_rnn{i}_bidirectional",
             )(x)

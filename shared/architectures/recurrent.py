@@ -17,6 +17,25 @@ _CELLS = {
 }
 
 
+def bidirectional_wrapper(layer, merge_mode="concat", name=None):
+    """`keras.layers.Bidirectional(layer)` that also loads reliably from a `.keras` file.
+
+    Keras bug (keras 3.15, `serialization_lib.ObjectSharingScope`): while `load_model`
+    runs, every object serialized is remembered by `id(obj)`. `Bidirectional.__init__`
+    serializes the `layer` it wraps, and once that template layer is garbage-collected its
+    id can be reused by the next template (the next stacked layer, or another model in
+    the same load); Keras then takes it for a "shared" object and hands back the earlier
+    layer, so forward and backward both get `go_backwards=True` and loading fails
+    ("Forward layer and backward layer should have different `go_backwards` value")
+    depending on memory layout, i.e. at random with `PYTHONHASHSEED`. The workaround
+    keeps the template alive for as long as the wrapper, so its id is never reused;
+    it is stored untracked, so weights and saved files are unchanged.
+    """
+    wrapper = keras.layers.Bidirectional(layer, merge_mode=merge_mode, name=name)
+    object.__setattr__(wrapper, "_dlsuite_template", layer)
+    return wrapper
+
+
 def apply_recurrent_block(
     x, cell, units, bidirectional=False, return_sequences=True, dropout=0.0, name="rnn"
 ):
@@ -29,7 +48,7 @@ def apply_recurrent_block(
         units, return_sequences=return_sequences, dropout=dropout, name=f"{name}_{cell}"
     )
     if bidirectional:
-        layer = keras.layers.Bidirectional(layer, merge_mode="concat", name=f"{name}_bidirectional")
+        layer = bidirectional_wrapper(layer, name=f"{name}_bidirectional")
     return layer(x)
 
 
