@@ -10,8 +10,11 @@ import os
 import sys
 
 from shared.errors import UserError
+from shared.terminal import quiet_native_stderr, wants_verbose
 
 APPS = {"vision": "apps.vision.tasks"}
+VERBOSE_HELP = ("TensorFlow's own messages go to a log file (see DLSUITE_NATIVE_LOG); "
+                "--verbose anywhere or DLSUITE_VERBOSE=1 shows them on the terminal.")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,7 +78,10 @@ def _load_run(app, tasks, path):
 def app_main(app, tasks, argv=None):
     prog = f"dl-{app}"
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _Parser(prog=prog, description=f"dlsuite {app} app")
+    quiet_native_stderr(wants_verbose(argv))
+    if isinstance(tasks, str):  # a module path, imported only now that TF's start-up lines go to the log
+        tasks = importlib.import_module(tasks).TASKS
+    parser = _Parser(prog=prog, description=f"dlsuite {app} app", epilog=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("tasks", help="list the tasks")
     p = sub.add_parser("train", help="train a task (flags: see 'train TASK --help')", add_help=False)
@@ -159,7 +165,8 @@ def _predict(run, task, info, inputs, as_json):
 def suite_main(argv=None):
     prog = "dlsuite"
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _Parser(prog=prog, description="dlsuite: the whole suite")
+    quiet_native_stderr(wants_verbose(argv))
+    parser = _Parser(prog=prog, description="dlsuite: the whole suite", epilog=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("apps", help="list the apps and their tasks")
     sub.add_parser("architectures", help="list the architecture builders and variants with parameter counts")

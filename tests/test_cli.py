@@ -188,3 +188,28 @@ def test_tensorboard_server_lists_the_run(trained):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_terminal_shows_only_our_output(tmp_path):
+    """TensorFlow's C++ start-up lines go to the native log, not the terminal; --verbose keeps them."""
+    log = tmp_path / "tf.log"
+    quiet = run_command(["dl-vision", "tasks"], tmp_path, env={"DLSUITE_NATIVE_LOG": str(log)})
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert quiet.stdout.startswith("classify")
+    assert log.is_file()
+    verbose = run_command(["dl-vision", "tasks", "--verbose"], tmp_path, env={"DLSUITE_NATIVE_LOG": str(log)})
+    assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--model", "no_such_net"], "unknown architecture"),
+    (["--batch-size", "100000"], "--batch-size 100000: larger than"),
+])
+def test_failed_start_leaves_no_run(tmp_path, flags, expected):
+    """A user error found while starting leaves no run directory that a later command would resume."""
+    args = ["dl-vision", "train", "classify", "--tiny", *flags]
+    for _ in range(2):  # the same command again fails the same way, not by resuming a half-made run
+        line = error_line(run_command(args, tmp_path))
+        assert expected in line, line
+        assert not list((tmp_path / "saved_models").glob("vision/classify/*"))
+        assert not list((tmp_path / "tensorboard_logs").glob("vision/classify/*"))

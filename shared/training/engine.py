@@ -64,33 +64,34 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     config_dict = config_lib.to_dict(cfg)
     run, resuming = _select_run(app, task_name, config_dict, run_name)
     chief = is_chief(strategy)
+    # Everything a user can get wrong (data, --model, --batch-size) is checked before the run exists.
     data = load_data(task, cfg)
-    if chief:
-        os.makedirs(run.path, exist_ok=True)
-        if not resuming:
-            run.write_config(config_lib.dump_yaml(cfg))
-            run.write_info(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           strategy=type(strategy).__name__, replicas=strategy.num_replicas_in_sync,
-                           data_info=data_info_dict(data.info))
     with strategy.scope():
         model = task.model(cfg, data.info)
         optimizer = build_optimizer(cfg, max(1, data.info.num_train // cfg.batch_size))
         if hasattr(model, "replica_train_step"):
             model.compile(optimizer=optimizer)
-    logger = TensorBoardLogger(run.logs) if chief else None
     trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
                       loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
-                      checkpoint_dir=run.file("checkpoints"), monitor=task.monitor, logger=logger,
+                      checkpoint_dir=run.file("checkpoints"), monitor=task.monitor, logger=None,
                       history=run.read_history() if resuming else (), verbose=verbose)
-    done = trainer.restore()
-    if verbose and chief:
-        print(f"{'Resuming' if done else 'Starting'} run {run.path}"
-              + (f" after epoch {done}/{cfg.epochs}" if done else "")
-              + f" ({type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s))", flush=True)
-    if chief and not done:
-        logger.hparams(config_dict, run.run_id)
-    t0 = time.perf_counter()
+    if chief and not resuming:
+        os.makedirs(run.path, exist_ok=True)
+        run.write_config(config_lib.dump_yaml(cfg))
+        run.write_info(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                       strategy=type(strategy).__name__, replicas=strategy.num_replicas_in_sync,
+                       data_info=data_info_dict(data.info))
+    logger = TensorBoardLogger(run.logs) if chief else None
+    trainer.logger = logger
     try:
+        done = trainer.restore()
+        if verbose and chief:
+            print(f"{'Resuming' if done else 'Starting'} run {run.path}"
+                  + (f" after epoch {done}/{cfg.epochs}" if done else "")
+                  + f" ({type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s))", flush=True)
+        if chief and not done:
+            logger.hparams(config_dict, run.run_id)
+        t0 = time.perf_counter()
         history = trainer.fit(on_epoch_end=run.write_history if chief else None)
     except TrainingDiverged as e:
         if chief:
@@ -98,6 +99,10 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         kept = (f"the last good checkpoint (epoch {int(trainer.epoch.numpy())}) is kept in "
                 f"{run.file('checkpoints', 'last')}" if int(trainer.epoch.numpy()) else "no epoch had completed")
         raise UserError(f"training diverged: {e}; {kept}") from None
+    except BaseException:
+        if chief and not resuming and not int(trainer.epoch.numpy()):
+            _discard(run)  # nothing worth resuming: leave no half-made run behind
+        raise
     fingerprint = weights_fingerprint(model)
     if verbose:
         print(f"Final weights fingerprint: {fingerprint}", flush=True)
@@ -115,6 +120,14 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
                        formats=cfg.export.split(","), quantize=cfg.quantize.split(","), verbose=verbose)
     run.write_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), best_epoch=best_epoch)
     return run
+
+
+def _discard(run):
+    """Removes a run that never completed an epoch (its run and log directories)."""
+    import shutil
+
+    for path in (run.path, run.logs):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def weights_fingerprint(model):
