@@ -89,8 +89,8 @@ def _suite(examples, epochs, batch_size):
         trainer._run(trainer._train_fn, iter(trainer._distribute(cached)), steps)
         compute_seconds = time.perf_counter() - t0
         exports = export_run(model, tmp, formats=("savedmodel", "tflite"), quantize=("int8",),
-                             representative_images=take_inputs(data.train, 256),
-                             heldout_images=take_inputs(data.test, 256))
+                             representative_inputs=take_inputs(data.train, 256),
+                             heldout_inputs=take_inputs(data.test, 256))
     return {"examples_per_second": [r["examples_per_second"] for r in history],
             "val_accuracy": history[-1].get("val_accuracy"),
             "input_wait_share": max(0.0, 1 - compute_seconds / real_seconds),

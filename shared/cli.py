@@ -92,6 +92,14 @@ def app_main(app, tasks, argv=None):
     p.add_argument("run_dir")
     p.add_argument("inputs", nargs="+")
     p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.add_argument("--out", metavar="DIR", help="write each rendered prediction as a PNG into DIR")
+    p = sub.add_parser("explain", help="heat maps of where an image classifier looks (Grad-CAM, IG)")
+    p.add_argument("run_dir")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--method", default="gradcam", choices=("gradcam", "integrated_gradients"))
+    p.add_argument("--layer", default=None, help="Grad-CAM target layer (default: the last conv layer)")
+    p.add_argument("--out", metavar="DIR", default="explanations", help="where the overlay PNGs go")
+    p.add_argument("--json", action="store_true", help="print JSON lines")
     p = sub.add_parser("export", help="export a run (atomic, verified)")
     p.add_argument("run_dir")
     p.add_argument("--format", required=True, choices=("savedmodel", "tflite"))
@@ -115,7 +123,9 @@ def app_main(app, tasks, argv=None):
             metrics = engine.evaluate_run(run_dir, task, cfg)
             print(json.dumps({k: v for k, v in metrics["test"].items() if not isinstance(v, (dict, list))}))
         elif args.command == "predict":
-            _predict(run_dir, task, info, args.inputs, args.json)
+            _predict(run_dir, task, info, args.inputs, args.json, args.out)
+        elif args.command == "explain":
+            _explain(run_dir, task, info, args)
         elif args.command == "export":
             results = engine.export_run_dir(run_dir, task, cfg, formats=[args.format], quantize=[args.quantize])
             for name in results:
@@ -144,21 +154,55 @@ def _train(prog, app, tasks, task_name, rest):
     return 0
 
 
-def _predict(run, task, info, inputs, as_json):
+def _predict(run, task, info, inputs, as_json, out_dir=None):
+    """Runs the task's serving model (post-processing included) on the user's files."""
     import numpy as np
+    import tensorflow as tf
 
     from shared.training.engine import load_model
 
-    model = load_model(run)
     if info is None:
         raise UserError(f"{run.path}: run.json has no data_info; retrain with this version")
-    batch = np.stack([task.load_input(path, info) for path in inputs])  # validates every file first
-    outputs = np.asarray(model(batch, training=False))
-    for path, prediction in zip(inputs, task.decode(outputs, info)):
+    if out_dir and task.render is None:
+        raise UserError(f"--out: {run.task} predictions have no rendering; use --json")
+    raw = [task.load_input(path, info) for path in inputs]  # validates every file first
+    serving = task.serving_model(load_model(run), info)
+    batch = tf.nest.map_structure(lambda *xs: np.stack(xs), *raw)
+    outputs = {k: np.asarray(v) for k, v in serving(batch, training=False).items()}
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    for path, x, prediction in zip(inputs, raw, task.decode(outputs, info)):
+        if out_dir:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            prediction["rendered"] = task.render(x, prediction, os.path.join(out_dir, f"{stem}.png"))
         if as_json:
             print(json.dumps({"input": path, **prediction}))
-        else:
+        elif "label" in prediction:
             print(f"{path}: {prediction['label']} ({prediction['confidence']:.3f})")
+        else:
+            print(f"{path}: {prediction.get('summary', json.dumps(prediction))}")
+
+
+def _explain(run, task, info, args):
+    """Grad-CAM / integrated-gradients overlays for a classifier run's predictions."""
+    import numpy as np
+
+    from shared.explain import explain, overlay_png
+    from shared.training.engine import load_model
+
+    if info is None or len(info.input_shape) != 3 or task.serving is not None:
+        raise UserError(f"{run.path}: explain works on image classifier runs; this is a {run.task} run")
+    images = np.stack([task.load_input(path, info) for path in args.inputs])
+    results = explain(load_model(run), images, method=args.method, layer=args.layer)
+    os.makedirs(args.out, exist_ok=True)
+    for path, image, r in zip(args.inputs, images, results):
+        label = info.class_names[r["class_index"]]
+        stem = os.path.splitext(os.path.basename(path))[0]
+        written = overlay_png(image, r["heatmap"], os.path.join(args.out, f"{stem}_{args.method}.png"),
+                              title=f"{label} ({args.method})")
+        row = {"input": path, "label": label, "class_index": r["class_index"], "peak": r["peak"],
+               "path": str(written), **({"layer": r["layer"]} if "layer" in r else {})}
+        print(json.dumps(row) if args.json else f"{path}: {label}, peak at {tuple(r['peak'])} -> {written}")
 
 
 # --- dlsuite ---------------------------------------------------------------

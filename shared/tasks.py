@@ -23,12 +23,18 @@ class DataInfo:
 
 @dataclass
 class Data:
-    """Unbatched (x, y) datasets; the engine batches, shuffles, pads and distributes them."""
+    """Unbatched (x, y) datasets; the engine batches, shuffles, pads and distributes them.
+    `x` and `y` may each be a tensor or a dict of tensors (boxes, masks, token ids, …)."""
 
     train: Any
     val: Any
     test: Any
     info: DataInfo
+
+
+def default_batch(ds, batch_size, drop_remainder):
+    """Plain batching, for examples of fixed shape."""
+    return ds.batch(batch_size, drop_remainder=drop_remainder)
 
 
 @dataclass
@@ -37,13 +43,22 @@ class Task:
 
     config:  dataclass with defaults and a `tiny()` classmethod
     data:    cfg -> Data
-    model:   (cfg, info) -> keras.Model taking raw inputs
-    loss:    (cfg, info) -> keras loss returning one value per example (reduction=None)
+    model:   (cfg, info) -> keras.Model taking raw inputs (the trained graph)
+    loss:    (cfg, info) -> fn(y_true, y_pred) returning one value per example; y may be dicts
     step_metrics: {name: fn(y_true, y_pred) -> per-example values}, averaged over examples
     metrics: (model, dataset, info, plots_dir) -> (dict of final metrics, list of plot paths)
-    decode:  (model outputs as numpy, info) -> list of JSON-able predictions
-    load_input: (path, info) -> one model input (raises UserError on a bad file)
+    decode:  (serving outputs: dict of numpy arrays, info) -> list of JSON-able predictions
+    load_input: (path, info) -> one raw model input (raises UserError on a bad file)
     monitor: the validation metric early stopping and best-checkpointing watch
+
+    Optional, with defaults that fit classification:
+    batch:   (dataset, batch_size, drop_remainder) -> batched dataset (e.g. `padded_batch`)
+    serving: (model, info) -> keras.Model from the named raw inputs to a dict of named
+             outputs with all post-processing inside (decoding, NMS, argmax). It is what
+             `predict` runs and what is exported. Default: `{"probabilities": model(images)}`.
+    parity:  (outputs, reference, fmt, quantize) -> {"passed", "tolerance", figures…}: how an
+             export is compared with the Keras serving model (default: probabilities).
+    render:  (raw input, prediction, path) -> writes a PNG of the prediction (`predict --out`)
     """
 
     config: type
@@ -56,6 +71,17 @@ class Task:
     step_metrics: dict = field(default_factory=dict)
     monitor: str = "val_loss"
     description: str = ""
+    batch: Callable = default_batch
+    serving: Callable | None = None
+    parity: Callable | None = None
+    render: Callable | None = None
+
+    def serving_model(self, model, info):
+        """The model users call: the task's serving graph, or the trained model's one output
+        named `probabilities`."""
+        from shared.export.savedmodel import as_serving_model
+
+        return self.serving(model, info) if self.serving else as_serving_model(model)
 
 
 def task_registry(app):

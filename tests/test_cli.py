@@ -89,6 +89,19 @@ def test_predict_json_matches_the_model(trained):
         assert len(r["top"]) == 3
 
 
+def test_predict_out_writes_rendered_pngs(trained, tmp_path):
+    home, run, paths, _ = trained
+    out = tmp_path / "rendered"
+    result = run_command(["dl-vision", "predict", run, *paths[:2], "--json", "--out", out], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(l) for l in result.stdout.strip().splitlines()]
+    for path, row in zip(paths, rows):
+        png = out / f"{path.stem}.png"
+        assert row["rendered"] == str(png)
+        picture = Image.open(png)
+        assert picture.format == "PNG" and picture.size[0] >= 224
+
+
 @pytest.mark.parametrize("fmt, quantize, artifact", [
     ("savedmodel", "none", "saved_model"),
     ("tflite", "int8", "model_int8.tflite"),

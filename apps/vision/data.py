@@ -1,4 +1,4 @@
-"""Vision datasets: embedded Fashion-MNIST (Debian package), TFDS and image folders."""
+"""Vision datasets: embedded Fashion-MNIST (Debian package), one-item photo scenes, TFDS and image folders."""
 
 import os
 
@@ -13,6 +13,7 @@ from shared.tasks import Data, DataInfo
 FASHION_MNIST_DIR = os.environ.get("DLSUITE_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+SCENES1_TRAIN, SCENES1_TEST = 20000, 2000  # default scene counts for `--data scenes1`
 
 
 def load_fashion_mnist(directory=FASHION_MNIST_DIR):
@@ -34,6 +35,11 @@ def load_image_arrays(cfg):
         if shape != (28, 28, 1):
             raise UserError(f"--image-size/--channels: fashion_mnist images are 28x28x1; got {shape}")
         return x, y, xt, yt, FASHION_MNIST_CLASSES, f"Fashion-MNIST ({FASHION_MNIST_DIR})"
+    if kind == "scenes1" and not arg:
+        train, test = _scenes1(cfg, "train"), _scenes1(cfg, "test")
+        return (train["images"], train["classes"][:, 0].astype(np.int64), test["images"],
+                test["classes"][:, 0].astype(np.int64), FASHION_MNIST_CLASSES,
+                f"scenes1: one Fashion-MNIST item per 128x128 photo scene (seed {cfg.seed})")
     if kind == "tfds" and arg:
         x, y, xt, yt, names = tfds_dataset(arg, cfg.data_dir, shape, download=cfg.download)
         if xt is None:
@@ -49,7 +55,24 @@ def load_image_arrays(cfg):
             x, y, names = folder_dataset(arg, shape)
             x, y, xt, yt = split(x, y, 0.15, cfg.seed + 1)
         return x, y, xt, yt, names, f"image folder {os.path.abspath(arg)}"
-    raise UserError(f"--data: expected fashion_mnist, tfds:NAME or folder:PATH; got '{cfg.data}'")
+    raise UserError(f"--data: expected fashion_mnist, scenes1, tfds:NAME or folder:PATH; got '{cfg.data}'")
+
+
+def _scenes1(cfg, split):
+    """The cached one-item scenes of `split` for `--data scenes1` (128x128x3 only)."""
+    from apps.vision.scenes import SCENE_SIZE, load_scenes
+
+    shape = (cfg.image_size, cfg.image_size, cfg.channels)
+    if shape != (SCENE_SIZE, SCENE_SIZE, 3):
+        raise UserError(f"--image-size/--channels: scenes1 images are {SCENE_SIZE}x{SCENE_SIZE}x3; got {shape}")
+    if split == "train":
+        return load_scenes("train", getattr(cfg, "num_scenes", SCENES1_TRAIN), cfg.seed, max_items=1)
+    return load_scenes("test", getattr(cfg, "num_test_scenes", SCENES1_TEST), cfg.seed + 1, max_items=1)
+
+
+def scenes1_test_boxes(cfg):
+    """Boxes float32 [N, 4] (ymin, xmin, ymax, xmax pixels) of the `--data scenes1` test split, in order."""
+    return np.asarray(_scenes1(cfg, "test")["boxes"][:, 0], np.float32)
 
 
 def build_classify_data(cfg):

@@ -1,6 +1,8 @@
-"""Vision task models: raw uint8 images in, shared builder inside, class probabilities out."""
+"""Vision task models: raw uint8 images in, shared builders inside, task outputs out; and the
+serving graphs (post-processing inside) that `predict` runs and exports carry."""
 
 import keras
+import tensorflow as tf
 
 from shared import architectures
 
@@ -13,3 +15,62 @@ def build_classifier(cfg, info):
                                    num_classes=len(info.class_names))
     outputs = backbone(x)
     return keras.Model(inputs, outputs, name=f"classify_{cfg.model}")
+
+
+def build_segmenter(cfg, info):
+    """uint8 images -> Rescaling -> [resize to `cfg.model_size`] -> U-Net (`cfg.model`,
+    `cfg.base_filters`, `cfg.depth`) -> [bilinear back to the input size] -> per-pixel class
+    probabilities [N, H, W, classes]. Working below the input size is the CPU budget's choice
+    (a U-Net's cost grows with the pixels); the mask still comes out at the input size."""
+    height, width, channels = info.input_shape
+    size = cfg.model_size or height
+    inputs = keras.Input(shape=info.input_shape, dtype="uint8", name="images")
+    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if (size, size) != (height, width):
+        x = keras.layers.Resizing(size, size, name="downscale")(x)
+    unet = architectures.build(cfg.model, input_shape=(size, size, channels), num_classes=len(info.class_names),
+                               base_filters=cfg.base_filters, depth=cfg.depth)
+    probabilities = unet(x)
+    if (size, size) != (height, width):
+        probabilities = keras.layers.Resizing(height, width, name="upscale", dtype="float32")(probabilities)
+    return keras.Model(inputs, probabilities, name=f"segment_{cfg.model}")
+
+
+def segment_serving(model, info):
+    """images -> {"mask": int32 [N,H,W] (argmax class), "probabilities": float32 [N,H,W,classes]}."""
+    inputs = keras.Input(shape=info.input_shape, dtype="uint8", name="images")
+    probabilities = model(inputs)
+    # tf.argmax, not keras.ops.argmax: Keras's NaN handling adds a BitwiseAnd TFLite cannot convert.
+    mask = keras.layers.Lambda(lambda p: tf.argmax(p, axis=-1, output_type=tf.int32), name="mask")(probabilities)
+    return keras.Model(inputs, {"mask": mask, "probabilities": probabilities}, name="segment_serving")
+
+
+def _detector(cfg, info):
+    return architectures.build(cfg.model, input_shape=info.input_shape, num_classes=len(info.class_names),
+                               min_level=cfg.min_level, max_level=cfg.max_level, anchor_size=cfg.anchor_size)
+
+
+def build_detector(cfg, info):
+    """uint8 images -> Rescaling -> RetinaNet-style `Detector` -> {"classes": probabilities
+    [N, anchors, classes], "boxes": deltas [N, anchors, 4]} (the training graph)."""
+    inputs = keras.Input(shape=info.input_shape, dtype="uint8", name="images")
+    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    return keras.Model(inputs, _detector(cfg, info)(x), name=f"detect_{cfg.model}")
+
+
+def detector_anchors(model):
+    """The (N, 4) xyxy anchors of a model built by `build_detector`."""
+    from shared.architectures.detection import Detector
+
+    return next(layer for layer in model.layers if isinstance(layer, Detector)).anchors()
+
+
+def detect_serving(model, info, max_detections=100, score_threshold=0.05, iou_threshold=0.5):
+    """images -> {"boxes" float32 [N,K,4] (ymin, xmin, ymax, xmax pixels), "scores" float32 [N,K],
+    "classes" int32 [N,K], "num_detections" int32 [N]}: decoding and class-aware NMS inside."""
+    from shared.architectures.detection_postprocess import DetectionPostprocess
+
+    inputs = keras.Input(shape=info.input_shape, dtype="uint8", name="images")
+    head = DetectionPostprocess(detector_anchors(model), info.input_shape[:2], max_detections=max_detections,
+                                score_threshold=score_threshold, iou_threshold=iou_threshold, name="postprocess")
+    return keras.Model(inputs, head(model(inputs)), name="detect_serving")

@@ -5,9 +5,16 @@ from dataclasses import dataclass
 import keras
 
 from apps.vision.data import build_classify_data
-from apps.vision.models import build_classifier
+from apps.vision.detection_data import build_detect_data, build_segment_data
+from apps.vision.models import build_classifier, build_detector, build_segmenter, detect_serving, segment_serving
 from shared.data.images import load_image_file
-from shared.evaluation.classification import accuracy_per_example, classification_report, decode_probabilities
+from shared.evaluation.classification import (accuracy_per_example, classification_report, decode_probabilities,
+                                               render_label)
+from shared.evaluation.segmentation import (decode_mask, pixel_accuracy_per_example, segmentation_loss, render_mask,
+                                             segmentation_report)
+from shared.evaluation.detection_report import decode_detections, detection_report, render_detections
+from shared.export.parity import detection_parity, mask_parity
+from shared.training.detection_loss import detection_loss
 from shared.tasks import Task, task_registry
 from shared.training.config import TrainConfig
 
@@ -49,5 +56,106 @@ def classify():
         decode=decode_probabilities,
         load_input=lambda path, info: load_image_file(path, info.input_shape),
         monitor="val_accuracy",
+        render=render_label,
         description="image classification (Fashion-MNIST, TFDS, image folders)",
     )
+
+
+@dataclass
+class SceneConfig(TrainConfig):
+    """Fields shared by the scene tasks (`--data scenes` is the embedded default)."""
+
+    data: str = "scenes"
+    data_dir: str = ""
+    images: str = ""
+    download: bool = False
+    image_size: int = 128
+    num_scenes: int = 20000
+    num_test_scenes: int = 2000
+    batch_size: int = 32
+    lr_schedule: str = "cosine"
+
+
+@dataclass
+class SegmentConfig(SceneConfig):
+    """Semantic segmentation. `--data scenes | tfds:oxford_iiit_pet | masks:IMAGES_DIR,MASKS_DIR`."""
+
+    model: str = "unet_small"
+    model_size: int = 64
+    base_filters: int = 16
+    depth: int = 3
+    epochs: int = 8
+    learning_rate: float = 2e-3
+    early_stopping_patience: int = 3
+
+    @classmethod
+    def tiny(cls):
+        return cls(epochs=2, batch_size=16, num_scenes=320, num_test_scenes=64, max_train_examples=256,
+                   steps_per_execution=4, base_filters=8, depth=2, export="", early_stopping_patience=0)
+
+
+@TASKS.register("segment")
+def segment():
+    return Task(
+        config=SegmentConfig,
+        data=build_segment_data,
+        model=build_segmenter,
+        loss=lambda cfg, info: segmentation_loss,
+        step_metrics={"pixel_accuracy": pixel_accuracy_per_example},
+        metrics=lambda model, ds, info, plots: segmentation_report(segment_serving(model, info), ds, info, plots),
+        decode=decode_mask,
+        load_input=lambda path, info: load_image_file(path, info.input_shape),
+        monitor="val_pixel_accuracy",
+        serving=segment_serving,
+        parity=mask_parity,
+        render=render_mask,
+        description="semantic segmentation (scenes, Oxford-IIIT Pet, image/mask folders)",
+    )
+
+
+@dataclass
+class DetectConfig(SceneConfig):
+    """Object detection. `--data scenes | tfds:voc/2007 | tfds:coco/2017 | coco:ANNOTATIONS.json --images DIR`."""
+
+    model: str = "retinanet_small"
+    min_level: int = 3
+    max_level: int = 4
+    anchor_size: float = 3.0
+    box_loss: str = "smooth_l1"
+    epochs: int = 12
+    learning_rate: float = 2e-3
+
+    @classmethod
+    def tiny(cls):
+        return cls(epochs=2, batch_size=16, num_scenes=320, num_test_scenes=64, max_train_examples=256,
+                   steps_per_execution=4, export="")
+
+
+def padded_detection_batch(ds, batch_size, drop_remainder):
+    """Images stack; boxes and classes pad to the batch's most objects (class -1 = padding)."""
+    return ds.padded_batch(batch_size, padding_values=(None, {"boxes": 0.0, "classes": -1}),
+                           drop_remainder=drop_remainder)
+
+
+@TASKS.register("detect")
+def detect():
+    return Task(
+        config=DetectConfig,
+        data=build_detect_data,
+        model=build_detector,
+        loss=lambda cfg, info: detection_loss(_anchors(cfg, info), len(info.class_names), box_loss=cfg.box_loss),
+        metrics=lambda model, ds, info, plots: detection_report(detect_serving(model, info), ds, info, plots),
+        decode=decode_detections,
+        load_input=lambda path, info: load_image_file(path, info.input_shape),
+        batch=padded_detection_batch,
+        serving=detect_serving,
+        parity=detection_parity,
+        render=render_detections,
+        description="object detection (scenes, VOC/COCO via TFDS, COCO json)",
+    )
+
+
+def _anchors(cfg, info):
+    from apps.vision.models import _detector
+
+    return _detector(cfg, info).anchors()

@@ -40,8 +40,10 @@ def classification_report(model, ds, info, plots_dir):
     return result, plots
 
 
-def decode_probabilities(probs, info, top=3):
-    """Class probabilities -> [{"label", "index", "confidence", "top": [[label, p], …]}]."""
+def decode_probabilities(outputs, info, top=3):
+    """Class probabilities (the `probabilities` output) -> [{"label", "index", "confidence",
+    "top": [[label, p], …]}]."""
+    probs = outputs["probabilities"] if isinstance(outputs, dict) else outputs
     out = []
     for row in np.asarray(probs):
         order = np.argsort(-row)[:top]
@@ -49,3 +51,18 @@ def decode_probabilities(probs, info, top=3):
                     "confidence": float(row[order[0]]),
                     "top": [[info.class_names[i], float(row[i])] for i in order]})
     return out
+
+
+def render_label(image, prediction, path):
+    """The input image (upscaled to ≥ 224 px) with the predicted label and confidence on top; returns `path`."""
+    from PIL import Image, ImageDraw
+
+    image = np.asarray(image)
+    picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).convert("RGB")
+    scale = max(1, 224 // max(picture.size))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    canvas = Image.new("RGB", (picture.width, picture.height + 20), "white")
+    canvas.paste(picture, (0, 20))
+    ImageDraw.Draw(canvas).text((4, 4), f"{prediction['label']} ({prediction['confidence']:.2f})", fill="black")
+    canvas.save(path)
+    return path

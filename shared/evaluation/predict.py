@@ -16,5 +16,7 @@ def predict_dataset(model, ds, batch_size=256):
 
 
 def take_inputs(ds, n):
-    """The first `n` raw inputs of an unbatched (x, y) dataset, stacked."""
-    return np.stack([x.numpy() for x, _ in ds.take(n)])
+    """The first `n` raw inputs of an unbatched (x, y) dataset, stacked (an array, or a dict of
+    arrays for several named inputs)."""
+    batch = next(iter(ds.map(lambda x, y: x).batch(n)))
+    return tf.nest.map_structure(lambda t: t.numpy(), batch)

@@ -70,27 +70,33 @@ def _flat_metrics(metrics: dict, prefix: str = "") -> dict:
 def _exports_table(exports: dict) -> list[str]:
     if not exports:
         return ["_no exports_", ""]
-    lines = ["| artifact | file | quantize | size | max abs diff vs Keras | top-1 agreement | "
-             "tolerance | latency batch-1 (ms) | verified |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| artifact | file | quantize | size | parity vs Keras | tolerance | "
+             "latency batch-1 (ms) | verified |",
+             "|---|---|---|---|---|---|---|---|"]
     for key, r in exports.items():
         tol = r.get("tolerance") or {}
-        tol_s = (f"≤ {_fmt(tol.get('max_abs_diff'))}, ≥ {_fmt(tol.get('top1_agreement'))}"
-                 if tol else "—")
+        tol_s = ", ".join(f"{k} {_fmt(v)}" for k, v in tol.items()) if tol else "—"
+        parity = r.get("parity") or {k: r.get(k) for k in ("max_abs_diff", "top1_agreement") if k in r}
+        parity_s = ", ".join(f"{k} {_fmt(v)}" for k, v in parity.items()) or r.get("error", "—")
         size = r.get("size_bytes")
         lines.append(
             f"| {key} | `{r.get('path', '—')}` | {r.get('quantize', 'none')} | {_size(size)}"
-            f"{f' ({size:,} bytes)' if size else ''} | {_fmt(r.get('max_abs_diff'))} | "
-            f"{_fmt(r.get('top1_agreement'))} | {tol_s} | {_fmt(r.get('latency_ms_batch1'))} | "
-            f"{'passed' if r.get('passed') else 'FAILED'} |"
+            f"{f' ({size:,} bytes)' if size else ''} | {parity_s} | {tol_s} | "
+            f"{_fmt(r.get('latency_ms_batch1'))} | {'passed' if r.get('passed') else 'FAILED'} |"
         )
     lines.append("")
+    signature = next((r for r in exports.values() if r.get("inputs") and r.get("format") == "savedmodel"), None)
+    if signature:
+        describe = lambda t: f"`{t['name']}` {t['dtype']} {t['shape']}"  # noqa: E731
+        lines += [f"Signature `serving_default`: ({', '.join(describe(t) for t in signature['inputs'])}) -> "
+                  f"{{{', '.join(describe(t) for t in signature['outputs'])}}}", ""]
     int8 = [r for r in exports.values() if r.get("quantize") == "int8" and r.get("output_quantization")]
-    notes = ["All exports take the raw input (uint8 images for vision models); preprocessing is "
-             "inside the exported graph. Parity is measured against the Keras model on held-out "
-             f"images{'' if not exports else ' (' + _fmt(next(iter(exports.values())).get('num_images')) + ' images)'}; "
+    notes = ["All exports take the raw input (uint8 images for vision models); preprocessing and "
+             "post-processing are inside the exported graph. Parity is measured against the Keras "
+             f"serving model on held-out inputs"
+             f"{'' if not exports else ' (' + _fmt(next(iter(exports.values())).get('num_images')) + ')'}; "
              "latency is the median of batch-1 runs on the export machine's CPU."]
-    if int8:
+    if int8 and int8[0].get("output_dtype") == "int8":
         scale, zp = int8[0]["output_quantization"]
         notes.append(f"The int8 TFLite model outputs int8; probabilities = (q - ({zp})) × {scale:g}.")
     return lines + notes + [""]

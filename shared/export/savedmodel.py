@@ -1,8 +1,10 @@
 """SavedModel export: a ``serving_default`` signature on raw inputs, loadable without dlsuite.
 
-The exported signature takes the model's raw input (for the vision classifier: uint8 images
-``(None, H, W, C)``; preprocessing such as ``Rescaling`` is inside the graph) and returns
-``{"probabilities": float32 (None, num_classes)}``::
+What is exported is a *serving model*: a Keras model whose inputs are the raw, named
+inputs (``images`` uint8, ``text`` string, ``waveform`` float32, …) and whose output is a
+dict of named outputs with all post-processing inside (``probabilities``; ``boxes``,
+``scores``, ``classes``, ``num_detections``; ``mask``; …). A plain model with one output
+is wrapped as ``{"images": …} -> {"probabilities": …}``::
 
     m = tf.saved_model.load(path)
     probs = m.signatures["serving_default"](images=tf.constant(uint8_batch))["probabilities"]
@@ -24,48 +26,61 @@ DEFAULT_INPUT_NAME = "images"
 DEFAULT_OUTPUT_NAME = "probabilities"
 
 
-def input_spec(model: "keras.Model", name: str = DEFAULT_INPUT_NAME) -> "tf.TensorSpec":
-    """The raw-input ``TensorSpec`` of a single-input Keras model, batch dimension ``None``."""
-    import tensorflow as tf
-
-    inputs = model.inputs
-    if not inputs or len(inputs) != 1:
-        raise ValueError(
-            "export supports models with exactly one input. "
-            f"Received: model with {len(inputs or [])} inputs"
-        )
-    x = inputs[0]
-    shape = (None,) + tuple(x.shape[1:])
-    return tf.TensorSpec(shape, tf.as_dtype(x.dtype), name=name)
+def is_serving_model(model: "keras.Model") -> bool:
+    """True when ``model`` already maps named inputs to a dict of named outputs."""
+    return isinstance(getattr(model, "_outputs_struct", None), dict)
 
 
-def export_savedmodel(
-    model: "keras.Model",
-    path: str | os.PathLike,
-    *,
-    input_name: str = DEFAULT_INPUT_NAME,
-    output_name: str = DEFAULT_OUTPUT_NAME,
-) -> Path:
-    """Write ``model`` as a TF SavedModel at ``path`` (a directory; not atomic by itself —
-    wrap in :func:`shared.export.atomic.atomic_path` or use :func:`shared.export.export_run`).
-
-    The ``serving_default`` signature is ``{input_name: model input} -> {output_name: model
-    output}``, dtype and shape taken from the model input with batch ``None``.
-    """
-    if len(model.outputs) != 1:
-        raise ValueError(
-            f"export supports models with exactly one output. Received: {len(model.outputs)} outputs"
-        )
+def as_serving_model(model: "keras.Model", input_name: str = DEFAULT_INPUT_NAME,
+                     output_name: str = DEFAULT_OUTPUT_NAME) -> "keras.Model":
+    """``model`` if it is a serving model, else ``{input_name: x} -> {output_name: model(x)}``."""
     import keras
 
-    spec = input_spec(model, input_name)
+    if is_serving_model(model):
+        return model
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError("A model with several inputs or outputs must be a serving model "
+                         f"(a dict of named outputs). Received: {len(model.inputs)} inputs, "
+                         f"{len(model.outputs)} outputs")
+    x = model.inputs[0]
+    inputs = keras.Input(shape=tuple(x.shape[1:]), dtype=x.dtype, name=input_name)
+    return keras.Model(inputs, {output_name: model(inputs)}, name=f"{model.name}_serving")
 
-    # The signature's argument is named by the spec (``images=``), not by this parameter.
-    def serve(x):
-        return {output_name: model(x, training=False)}
+
+def input_specs(model: "keras.Model") -> list["tf.TensorSpec"]:
+    """The serving model's raw-input ``TensorSpec``s (batch ``None``), named as its inputs."""
+    import tensorflow as tf
+
+    model = as_serving_model(model)
+    return [tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.as_dtype(x.dtype), name=x.name)
+            for x in model.inputs]
+
+
+def input_spec(model: "keras.Model") -> "tf.TensorSpec":
+    """The single raw-input spec of a one-input model."""
+    specs = input_specs(model)
+    if len(specs) != 1:
+        raise ValueError(f"Expected a model with one input. Received: {len(specs)} inputs")
+    return specs[0]
+
+
+def export_savedmodel(model: "keras.Model", path: str | os.PathLike) -> Path:
+    """Write the serving model of ``model`` as a TF SavedModel at ``path`` (a directory; not
+    atomic by itself — use :func:`shared.export.export_run`).
+
+    The ``serving_default`` signature takes the serving model's named inputs and returns
+    its dict of named outputs.
+    """
+    import keras
+
+    serving = as_serving_model(model)
+    specs = input_specs(serving)
+
+    def serve(*args):  # the signature's arguments are named by the specs
+        return serving(args[0] if len(args) == 1 else list(args), training=False)
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=[spec])
+    archive.track(serving)
+    archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=specs)
     archive.write_out(os.fspath(path), verbose=False)
     return Path(path)

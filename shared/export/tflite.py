@@ -1,18 +1,20 @@
-"""TFLite export with optional post-training quantization.
+"""TFLite export of a serving model, with optional post-training quantization.
 
-All modes keep the model's raw input: the ``.tflite`` takes uint8 images ``(-1, H, W, C)``
-(batch resizable with ``resize_tensor_input``) and the ``Rescaling`` stays inside the graph.
+Every mode keeps the raw inputs (uint8 images stay uint8, batch resizable) and the
+serving model's named outputs (``get_signature_runner("serving_default")``).
 
 Modes (``QUANTIZE_MODES``):
 
-- ``none``: float32 weights and activations. Output float32 probabilities.
-- ``dynamic``: int8 weights, float activations (dynamic-range quantization). Output float32.
-- ``float16``: float16 weights, float32 compute. Output float32.
-- ``int8``: full-integer post-training quantization calibrated on ``representative_images``
-  (real training images, uint8); only int8 builtin ops. Input stays raw uint8 (no
-  quantization parameters: it is the image itself). **Output is int8** with quantization
-  ``(scale=1/256, zero_point=-128)`` for softmax probabilities; dequantize with
-  ``(q.astype(float32) - zero_point) * scale`` (see :func:`shared.export.verify.run_tflite`).
+- ``none``: float32 weights and activations.
+- ``dynamic``: int8 weights, float activations (dynamic-range quantization).
+- ``float16``: float16 weights, float32 compute.
+- ``int8``: full-integer post-training quantization calibrated on real training inputs.
+  Only int8 builtin ops where the graph allows it; a graph with ops that have no int8
+  kernel (NMS, argmax over a mask, …) keeps those in float (``TFLITE_BUILTINS`` allowed).
+  A model with a single float output (class probabilities) **outputs int8** with
+  quantization ``(scale=1/256, zero_point=-128)``; dequantize with
+  ``(q.astype(float32) - zero_point) * scale`` (:func:`shared.export.verify.run_tflite`
+  does). Other outputs keep their dtype.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from shared.errors import UserError
-from shared.export.savedmodel import SIGNATURE_KEY, export_savedmodel, input_spec
+from shared.export.savedmodel import SIGNATURE_KEY, as_serving_model, export_savedmodel, input_specs
 
 if TYPE_CHECKING:  # TF/Keras are imported when used, so `import shared.export` stays light.
     import keras
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 INT8_OUTPUT_DTYPE = np.int8
-MAX_CALIBRATION_IMAGES = 300
+MAX_CALIBRATION_EXAMPLES = 300
 
 
 def check_quantize(mode: str) -> str:
@@ -43,81 +45,105 @@ def check_quantize(mode: str) -> str:
     return mode
 
 
-def _calibration_set(model: "keras.Model", images) -> np.ndarray:
-    if images is None:
-        raise UserError(
-            "int8 quantization needs representative images (a sample of real training images) to calibrate"
-        )
-    spec = input_spec(model)
-    images = np.asarray(images)
-    if images.ndim != len(spec.shape) or tuple(images.shape[1:]) != tuple(spec.shape[1:]):
-        raise UserError(
-            f"representative images have shape {images.shape}; the model takes "
-            f"(N, {', '.join(str(d) for d in spec.shape[1:])})"
-        )
-    if len(images) == 0:
-        raise UserError("representative images are empty; int8 quantization needs some to calibrate")
-    if len(images) > MAX_CALIBRATION_IMAGES:
-        idx = np.random.default_rng(0).choice(len(images), MAX_CALIBRATION_IMAGES, replace=False)
-        images = images[np.sort(idx)]
-    return images.astype(spec.dtype.as_numpy_dtype, copy=False)
+def as_input_dict(model: "keras.Model", inputs) -> dict:
+    """``inputs`` (one array, or a dict by input name) as ``{name: np.ndarray}``."""
+    names = [spec.name for spec in input_specs(model)]
+    if not isinstance(inputs, dict):
+        if len(names) != 1:
+            raise UserError(f"the model takes {len(names)} inputs ({', '.join(names)}); pass a dict of arrays")
+        inputs = {names[0]: inputs}
+    missing = set(names) - set(inputs)
+    if missing:
+        raise UserError(f"missing model inputs: {', '.join(sorted(missing))}")
+    return {name: np.asarray(inputs[name]) for name in names}
 
 
-def convert_saved_model(saved_model_dir, quantize: str = "none", representative_images=None,
+def _calibration_set(model: "keras.Model", inputs) -> dict:
+    if inputs is None:
+        raise UserError(
+            "int8 quantization needs representative images (a sample of real training inputs) to calibrate"
+        )
+    inputs = as_input_dict(model, inputs)
+    for spec in input_specs(model):
+        x = inputs[spec.name]
+        if x.ndim != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape[1:], x.shape[1:])):
+            raise UserError(
+                f"representative images have shape {x.shape}; the model takes "
+                f"(N, {', '.join(str(d) for d in spec.shape[1:])})"
+            )
+        if len(x) == 0:
+            raise UserError("representative images are empty; int8 quantization needs some to calibrate")
+    n = len(next(iter(inputs.values())))
+    if n > MAX_CALIBRATION_EXAMPLES:
+        idx = np.sort(np.random.default_rng(0).choice(n, MAX_CALIBRATION_EXAMPLES, replace=False))
+        inputs = {k: v[idx] for k, v in inputs.items()}
+    return {spec.name: inputs[spec.name].astype(spec.dtype.as_numpy_dtype, copy=False)
+            for spec in input_specs(model)}
+
+
+def convert_saved_model(saved_model_dir, quantize: str = "none", representative_inputs=None,
                         *, model: "keras.Model | None" = None) -> bytes:
     """Convert an exported SavedModel (``serving_default``) to TFLite bytes."""
     import tensorflow as tf
 
     check_quantize(quantize)
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        os.fspath(saved_model_dir), signature_keys=[SIGNATURE_KEY]
-    )
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-        if model is None:
-            raise ValueError("int8 conversion needs the Keras model to check the calibration images")
-        calib = _calibration_set(model, representative_images)
-        input_name = input_spec(model).name
 
-        def representative_dataset():
-            for i in range(len(calib)):
-                yield {input_name: calib[i : i + 1]}
+    def converter_for(ops):
+        converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir),
+                                                             signature_keys=[SIGNATURE_KEY])
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            calib = _calibration_set(model, representative_inputs)
+            n = len(next(iter(calib.values())))
+            converter.representative_dataset = lambda: ({k: v[i:i + 1] for k, v in calib.items()}
+                                                        for i in range(n))
+            converter.target_spec.supported_ops = ops
+            specs = input_specs(model)
+            if all(s.dtype == tf.uint8 for s in specs):
+                converter.inference_input_type = tf.uint8  # the raw image dtype; not re-quantized
+            serving = as_serving_model(model)
+            if len(serving.outputs) == 1 and serving.outputs[0].dtype in ("float32", "float16"):
+                converter.inference_output_type = tf.int8
+        return converter
 
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8  # the raw image dtype; not re-quantized
-        converter.inference_output_type = tf.int8
     with warnings.catch_warnings():
         # int8 calibration uses the deprecated tf.lite.Interpreter internally (TF 2.21).
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-        return converter.convert()
+        if quantize != "int8":
+            return converter_for(None).convert()
+        if model is None:
+            raise ValueError("int8 conversion needs the Keras model to check the calibration inputs")
+        try:  # full integer where every op has an int8 kernel
+            return converter_for([tf.lite.OpsSet.TFLITE_BUILTINS_INT8]).convert()
+        except Exception:  # post-processing without int8 kernels stays float
+            return converter_for([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]).convert()
 
 
 def export_tflite(
     model: "keras.Model",
     path: str | os.PathLike,
     quantize: str = "none",
-    representative_images=None,
+    representative_inputs=None,
     *,
     saved_model_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Write ``model`` as a ``.tflite`` file at ``path`` (not atomic by itself).
+    """Write ``model``'s serving model as a ``.tflite`` file at ``path`` (not atomic by itself).
 
     Converts from ``saved_model_dir`` if given (an export of this same model), else from a
-    temporary SavedModel export. ``quantize`` is one of ``QUANTIZE_MODES``; ``int8`` requires
-    ``representative_images`` (uint8, shape ``(N, H, W, C)``), else ``UserError``.
+    temporary SavedModel export. ``int8`` requires ``representative_inputs`` (real
+    training inputs), else ``UserError``.
     """
     check_quantize(quantize)
     if quantize == "int8":
-        _calibration_set(model, representative_images)  # fail fast, before exporting
+        _calibration_set(model, representative_inputs)  # fail fast, before exporting
     if saved_model_dir is not None:
-        content = convert_saved_model(saved_model_dir, quantize, representative_images, model=model)
+        content = convert_saved_model(saved_model_dir, quantize, representative_inputs, model=model)
     else:
         with tempfile.TemporaryDirectory(prefix="dlsuite-tflite-") as tmp:
             sm = export_savedmodel(model, Path(tmp) / "saved_model")
-            content = convert_saved_model(sm, quantize, representative_images, model=model)
+            content = convert_saved_model(sm, quantize, representative_inputs, model=model)
     Path(path).write_bytes(content)
     return Path(path)

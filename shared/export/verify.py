@@ -1,13 +1,17 @@
 """Parity checks: run an exported artifact the way a user without dlsuite would, compare it
-with the Keras model's outputs on the same (held-out) images.
+with the Keras serving model's outputs on the same (held-out) inputs.
 
 - SavedModel: a fresh ``python -I`` subprocess that imports only tensorflow and numpy.
-- TFLite: the LiteRT ``Interpreter`` (``ai_edge_litert``), batched by resizing the input.
+- TFLite: the LiteRT ``Interpreter`` (``ai_edge_litert``) through its ``serving_default``
+  signature runner, batched by resizing the inputs.
 
-Both return ``{"format", "quantize", "max_abs_diff", "mean_abs_diff", "top1_agreement",
-"tolerance", "passed", "size_bytes", "latency_ms_batch1", "num_images", "output_dtype"}``
-and, when the artifact could not be run at all, ``"error"`` (with ``passed`` False) instead
-of raising.
+Inputs and outputs are dicts by name (a single array is taken as the one input/output).
+The comparison is the task's *parity* function ``parity(outputs, reference, fmt,
+quantize) -> {"passed", "tolerance", figures…}``; the default,
+:func:`probability_parity`, compares class probabilities by max |diff| and top-1.
+Both verifiers return ``{"format", "quantize", "tolerance", "passed", "size_bytes",
+"latency_ms_batch1", "num_images", "inputs", "outputs", "parity", figures…}`` and, when the
+artifact could not be run at all, ``"error"`` (with ``passed`` False) instead of raising.
 
 Tolerances (``TOLERANCES``) were measured on a small Fashion-MNIST CNN (Rescaling → Conv2D →
 MaxPool → Flatten → Dense softmax, 2 epochs) over 1,000 held-out test images; observed
@@ -88,6 +92,38 @@ def compare(outputs, reference, tol: dict[str, float]) -> dict:
             "top1_disagreements_on_near_ties": forgiven, "passed": passed}
 
 
+def probability_parity(outputs: dict, reference: dict, fmt: str, quantize: str = "none") -> dict:
+    """Default parity: the one float output (class probabilities) by max |diff| and top-1."""
+    tol = tolerance(fmt, quantize)
+    name = "probabilities" if "probabilities" in reference else next(iter(reference))
+    if name not in outputs:
+        return {"passed": False, "tolerance": tol, "error": f"output {name!r} missing"}
+    return {**compare(outputs[name], reference[name], tol), "tolerance": tol}
+
+
+def _as_dict(x, name):
+    return x if isinstance(x, dict) else {name: x}
+
+
+def _count(inputs: dict) -> int:
+    return int(len(next(iter(inputs.values()))))
+
+
+def _figures(result: dict) -> dict:
+    """The numeric parity figures of a result (for the model card and the CLI)."""
+    return {k: v for k, v in result.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("num_images",)}
+
+
+def _check(outputs, reference, fmt, quantize, parity):
+    missing = sorted(set(reference) - set(outputs))
+    if missing:
+        return {"passed": False, "error": f"outputs missing from the artifact: {', '.join(missing)}"}
+    result = (parity or probability_parity)(outputs, reference, fmt, quantize)
+    result["parity"] = _figures({k: v for k, v in result.items() if k != "tolerance"})
+    return result
+
+
 # --------------------------------------------------------------------------- SavedModel
 
 # Runs in a fresh interpreter: tensorflow + numpy only, no dlsuite on the path (-I).
@@ -96,74 +132,85 @@ import json, os, sys, time, statistics
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
-path, images_npy, out_npy, meta_json, runs, warmup = sys.argv[1:7]
+path, inputs_npz, out_npz, meta_json, runs, warmup = sys.argv[1:7]
 runs, warmup = int(runs), int(warmup)
-loaded = tf.saved_model.load(path)
-fn = loaded.signatures["serving_default"]
-(name, spec), = fn.structured_input_signature[1].items()
-x = np.load(images_npy).astype(spec.dtype.as_numpy_dtype)
-outs = []
-for i in range(0, len(x), 512):
-    res = fn(**{name: tf.constant(x[i:i + 512])})
-    (out_name, y), = res.items()
-    outs.append(y.numpy())
-y = np.concatenate(outs) if outs else np.zeros((0,))
-np.save(out_npy, y)
-one = tf.constant(x[:1])
+fn = tf.saved_model.load(path).signatures["serving_default"]
+specs = fn.structured_input_signature[1]
+data = np.load(inputs_npz)
+x = {name: data[name].astype(spec.dtype.as_numpy_dtype) if spec.dtype != tf.string else data[name]
+     for name, spec in specs.items()}
+n = len(next(iter(x.values())))
+outs = {}
+for i in range(0, n, 256):
+    res = fn(**{k: tf.constant(v[i:i + 256]) for k, v in x.items()})
+    for k, y in res.items():
+        outs.setdefault(k, []).append(y.numpy())
+outs = {k: np.concatenate(v) for k, v in outs.items()}
+np.savez(out_npz, **outs)
+one = {k: tf.constant(v[:1]) for k, v in x.items()}
 for _ in range(warmup):
-    fn(**{name: one})
+    fn(**one)
 times = []
 for _ in range(runs):
-    t = time.perf_counter(); fn(**{name: one})[out_name].numpy(); times.append(time.perf_counter() - t)
-json.dump({"input_name": name, "input_dtype": spec.dtype.name,
-           "input_shape": [d for d in spec.shape.as_list()], "output_name": out_name,
-           "output_dtype": str(y.dtype), "latency_ms_batch1": 1000 * statistics.median(times),
+    t = time.perf_counter(); [y.numpy() for y in fn(**one).values()]; times.append(time.perf_counter() - t)
+json.dump({"inputs": [{"name": k, "dtype": s.dtype.name, "shape": s.shape.as_list()} for k, s in specs.items()],
+           "outputs": [{"name": k, "dtype": s.dtype.name, "shape": s.shape.as_list()}
+                       for k, s in fn.structured_outputs.items()],
+           "latency_ms_batch1": 1000 * statistics.median(times),
            "dlsuite_imported": any(m == "shared" or m.startswith(("shared.", "apps.")) for m in sys.modules)},
           open(meta_json, "w"))
 """
 
 
-def run_savedmodel_subprocess(path, images, *, latency_runs: int = LATENCY_RUNS) -> tuple[np.ndarray, dict]:
-    """Run ``serving_default`` of the SavedModel at ``path`` on ``images`` in a fresh process.
-
-    Returns ``(outputs, meta)``; raises ``RuntimeError`` with the subprocess stderr tail if it
-    fails.
-    """
+def run_savedmodel_subprocess(path, inputs, *, latency_runs: int = LATENCY_RUNS) -> tuple[dict, dict]:
+    """Run ``serving_default`` of the SavedModel at ``path`` on ``inputs`` (a dict by input
+    name) in a fresh process. Returns ``(outputs by name, meta)``; raises ``RuntimeError``
+    with the subprocess stderr tail if it fails."""
     with tempfile.TemporaryDirectory(prefix="dlsuite-verify-") as tmp:
         tmp = Path(tmp)
-        np.save(tmp / "images.npy", np.asarray(images))
+        np.savez(tmp / "inputs.npz", **{k: np.asarray(v) for k, v in inputs.items()})
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("PYTHONPATH", None)
         cmd = [sys.executable, "-I", "-c", _SAVEDMODEL_SCRIPT, os.fspath(Path(path).resolve()),
-               str(tmp / "images.npy"), str(tmp / "out.npy"), str(tmp / "meta.json"),
+               str(tmp / "inputs.npz"), str(tmp / "out.npz"), str(tmp / "meta.json"),
                str(latency_runs), str(LATENCY_WARMUP)]
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
                               timeout=SUBPROCESS_TIMEOUT_S)
         if proc.returncode != 0:
             tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
             raise RuntimeError(f"SavedModel failed to run in a fresh process (exit {proc.returncode}): {tail}")
-
         meta = json.loads((tmp / "meta.json").read_text())
-        return np.load(tmp / "out.npy"), meta
+        with np.load(tmp / "out.npz") as out:
+            return {k: out[k] for k in out.files}, meta
 
 
-def verify_savedmodel(path, images, reference) -> dict:
-    """Load the SavedModel at ``path`` in a fresh process (no dlsuite), run it on ``images``
-    and compare with ``reference`` (the Keras model's outputs on the same images)."""
-    tol = tolerance("savedmodel", "none")
-    result = {"format": "savedmodel", "quantize": "none", "tolerance": tol,
-              "num_images": int(len(images)), "size_bytes": size_bytes(path) if Path(path).exists() else 0}
+def _signature_fields(meta_inputs, meta_outputs) -> dict:
+    fields = {"inputs": meta_inputs, "outputs": meta_outputs}
+    if len(meta_inputs) == 1:
+        fields.update(input_name=meta_inputs[0]["name"], input_dtype=meta_inputs[0]["dtype"],
+                      input_shape=meta_inputs[0]["shape"])
+    if meta_outputs:
+        fields["output_dtype"] = meta_outputs[0]["dtype"]
+    return fields
+
+
+def verify_savedmodel(path, inputs, reference, parity=None, input_name="images") -> dict:
+    """Load the SavedModel at ``path`` in a fresh process (no dlsuite), run it on ``inputs``
+    and compare with ``reference`` (the Keras serving model's outputs on the same inputs)."""
+    inputs = _as_dict(inputs, input_name)
+    reference = _as_dict(reference, "probabilities")
+    result = {"format": "savedmodel", "quantize": "none", "num_images": _count(inputs),
+              "size_bytes": size_bytes(path) if Path(path).exists() else 0}
     try:
         if not (Path(path) / "saved_model.pb").is_file():
             raise RuntimeError(f"no SavedModel at {path} (saved_model.pb missing)")
-        outputs, meta = run_savedmodel_subprocess(path, images)
+        outputs, meta = run_savedmodel_subprocess(path, inputs)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
-        return {**result, "max_abs_diff": None, "mean_abs_diff": None, "top1_agreement": None,
-                "passed": False, "latency_ms_batch1": None, "output_dtype": None, "error": str(e)}
-    result.update(compare(outputs, reference, tol))
-    result.update({"latency_ms_batch1": meta["latency_ms_batch1"], "output_dtype": meta["output_dtype"],
-                   "input_name": meta["input_name"], "input_dtype": meta["input_dtype"],
-                   "input_shape": meta["input_shape"], "dlsuite_imported": meta["dlsuite_imported"]})
+        return {**result, "passed": False, "latency_ms_batch1": None, "tolerance": None,
+                "max_abs_diff": None, "top1_agreement": None, "output_dtype": None, "error": str(e)}
+    result.update(_check(outputs, reference, "savedmodel", "none", parity))
+    result.update({"latency_ms_batch1": meta["latency_ms_batch1"], "dlsuite_imported": meta["dlsuite_imported"],
+                   **_signature_fields(meta["inputs"], meta["outputs"])})
     if meta.get("dlsuite_imported"):
         result.update(passed=False, error="the verifier process imported dlsuite modules")
     return result
@@ -181,72 +228,96 @@ def _interpreter(path_or_bytes):
 
 
 def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
-    if np.issubdtype(y.dtype, np.floating):
-        return y.astype(np.float32)
+    if not np.issubdtype(y.dtype, np.integer) or y.dtype in (np.int32, np.int64):
+        return y
     scale, zero_point = detail["quantization"]
     if not scale:
         return y.astype(np.float32)
     return (y.astype(np.float32) - zero_point) * scale
 
 
-def run_tflite(path_or_bytes, images, *, chunk: int = TFLITE_CHUNK, interpreter=None) -> np.ndarray:
-    """Run a single-input, single-output ``.tflite`` on ``images``; returns float32 outputs
-    (an int8 output is dequantized with its scale/zero point)."""
+def run_tflite(path_or_bytes, inputs, *, chunk: int = TFLITE_CHUNK, interpreter=None,
+               input_name: str = "images") -> dict:
+    """Run a ``.tflite``'s ``serving_default`` signature on ``inputs`` (a dict by input name,
+    or one array); returns its outputs by name (int8-quantized float outputs dequantized)."""
     it = interpreter or _interpreter(path_or_bytes)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    x = np.asarray(images).astype(inp["dtype"], copy=False)
-    outs, current = [], None
-    for i in range(0, len(x), chunk):
-        batch = x[i : i + chunk]
-        if current != batch.shape:
-            it.resize_tensor_input(inp["index"], batch.shape)
-            it.allocate_tensors()
-            current = batch.shape
-        it.set_tensor(inp["index"], batch)
-        it.invoke()
-        outs.append(_dequantize(it.get_tensor(out["index"]), out))
-    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+    details_in, details_out = _signature_details(it)
+    runner = it.get_signature_runner("serving_default")
+    x = _match_inputs(details_in, _as_dict(inputs, input_name))
+    outs = {}
+    for i in range(0, _count(x), chunk):
+        res = runner(**{k: v[i:i + chunk] for k, v in x.items()})
+        for k, y in res.items():
+            outs.setdefault(k, []).append(_dequantize(np.array(y), details_out[k]))
+        del res, y  # no views into the interpreter may outlive a resize
+    return {k: np.concatenate(v) for k, v in outs.items()}
 
 
-def _tflite_latency_ms(it, sample: np.ndarray, runs: int = LATENCY_RUNS) -> float:
-    inp = it.get_input_details()[0]
-    it.resize_tensor_input(inp["index"], sample.shape)
+def _match_inputs(details_in: dict, inputs: dict) -> dict:
+    """Inputs keyed and typed as the signature wants (a single input may be named differently)."""
+    if len(details_in) == 1 and set(inputs) != set(details_in):
+        inputs = {next(iter(details_in)): next(iter(inputs.values()))}
+    return {k: np.asarray(inputs[k]).astype(d["dtype"], copy=False) for k, d in details_in.items()}
+
+
+def _signature_details(it) -> tuple[dict, dict]:
+    """(inputs, outputs) details of the ``serving_default`` signature, by name. The runner is
+    dropped at once: while one exists the interpreter refuses its own low-level calls."""
+    runner = it.get_signature_runner("serving_default")
+    return runner.get_input_details(), runner.get_output_details()
+
+
+def _tflite_latency_ms(it, sample: dict, runs: int = LATENCY_RUNS) -> float:
+    """Median batch-1 latency with tensors allocated once (set, invoke, read every output)."""
+    details_in, details_out = _signature_details(it)
+    for k, v in sample.items():
+        it.resize_tensor_input(details_in[k]["index"], v.shape)
     it.allocate_tensors()
     times = []
     for i in range(LATENCY_WARMUP + runs):
         t = time.perf_counter()
-        it.set_tensor(inp["index"], sample)
+        for k, v in sample.items():
+            it.set_tensor(details_in[k]["index"], v)
         it.invoke()
-        it.get_tensor(it.get_output_details()[0]["index"])
+        for d in details_out.values():
+            it.get_tensor(d["index"])
         if i >= LATENCY_WARMUP:
             times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
 
 
-def verify_tflite(path, images, reference, quantize: str | None = None) -> dict:
-    """Run the ``.tflite`` at ``path`` in the LiteRT interpreter on ``images`` and compare with
+def _quantize_from_name(path) -> str:
+    stem = Path(path).stem
+    quantize = stem.rsplit("_", 1)[-1] if "_" in stem else "none"
+    return quantize if ("tflite", quantize) in TOLERANCES else "none"
+
+
+def verify_tflite(path, inputs, reference, quantize: str | None = None, parity=None,
+                  input_name: str = "images") -> dict:
+    """Run the ``.tflite`` at ``path`` in the LiteRT interpreter on ``inputs`` and compare with
     ``reference``. ``quantize`` selects the tolerance; if None it is read from the file name
     (``model_<mode>.tflite``; ``model.tflite`` = none)."""
-    if quantize is None:
-        stem = Path(path).stem
-        quantize = stem.rsplit("_", 1)[-1] if "_" in stem else "none"
-        if ("tflite", quantize) not in TOLERANCES:
-            quantize = "none"
-    tol = tolerance("tflite", quantize)
-    result = {"format": "tflite", "quantize": quantize, "tolerance": tol,
-              "num_images": int(len(images)), "size_bytes": size_bytes(path) if Path(path).exists() else 0}
+    quantize = quantize or _quantize_from_name(path)
+    inputs = _as_dict(inputs, input_name)
+    reference = _as_dict(reference, "probabilities")
+    result = {"format": "tflite", "quantize": quantize, "num_images": _count(inputs),
+              "size_bytes": size_bytes(path) if Path(path).exists() else 0}
     try:
         it = _interpreter(path)
-        inp, out = it.get_input_details()[0], it.get_output_details()[0]
-        outputs = run_tflite(None, images, interpreter=it)
-        latency = _tflite_latency_ms(it, np.asarray(images[:1]).astype(inp["dtype"], copy=False))
-    except (RuntimeError, ValueError, OSError) as e:
-        return {**result, "max_abs_diff": None, "mean_abs_diff": None, "top1_agreement": None,
-                "passed": False, "latency_ms_batch1": None, "output_dtype": None,
+        details_in, details_out = _signature_details(it)
+        outputs = run_tflite(None, inputs, interpreter=it)
+        latency = _tflite_latency_ms(it, {k: v[:1] for k, v in _match_inputs(details_in, inputs).items()})
+    except (RuntimeError, ValueError, OSError, KeyError) as e:
+        return {**result, "passed": False, "latency_ms_batch1": None, "tolerance": None,
+                "max_abs_diff": None, "top1_agreement": None, "output_dtype": None,
                 "error": f"TFLite model failed to run: {e}"}
-    result.update(compare(outputs, reference, tol))
-    result.update({"latency_ms_batch1": latency, "input_dtype": np.dtype(inp["dtype"]).name,
-                   "input_shape": [int(d) for d in inp["shape_signature"]],
-                   "output_dtype": np.dtype(out["dtype"]).name,
-                   "output_quantization": [float(out["quantization"][0]), int(out["quantization"][1])]})
+    result.update(_check(outputs, reference, "tflite", quantize, parity))
+    result["latency_ms_batch1"] = latency
+    describe = lambda d: {"name": d[0], "dtype": np.dtype(d[1]["dtype"]).name,  # noqa: E731
+                          "shape": [int(s) for s in d[1]["shape_signature"]]}
+    result.update(_signature_fields([describe(d) for d in details_in.items()],
+                                    [describe(d) for d in details_out.items()]))
+    if len(details_out) == 1:
+        q = next(iter(details_out.values()))["quantization"]
+        result["output_quantization"] = [float(q[0]), int(q[1])]
     return result

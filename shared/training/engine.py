@@ -74,7 +74,7 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
                       loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
                       checkpoint_dir=run.file("checkpoints"), monitor=task.monitor, logger=None,
-                      history=run.read_history() if resuming else (), verbose=verbose)
+                      history=run.read_history() if resuming else (), verbose=verbose, batch=task.batch)
     if chief and not resuming:
         os.makedirs(run.path, exist_ok=True)
         run.write_config(config_lib.dump_yaml(cfg))
@@ -196,18 +196,19 @@ def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None,
 
 
 def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, verbose=True):
-    """Exports a run's model (atomic, verified); records the results in metrics.json and the card."""
+    """Exports a run's serving model (atomic, verified); records the results in metrics.json and the card."""
     from shared.evaluation.predict import take_inputs
     from shared.export import ExportError, export_run
 
     model = model or load_model(run)
     data = data or load_data(task, cfg)
+    serving = task.serving_model(model, data.info)
     calibration = take_inputs(data.train, 256) if "int8" in quantize else None
     heldout = take_inputs(data.test, 256)
     metrics = read_metrics(run)
     try:
-        results = export_run(model, run.path, formats=tuple(formats), quantize=tuple(quantize),
-                             representative_images=calibration, heldout_images=heldout)
+        results = export_run(serving, run.path, formats=tuple(formats), quantize=tuple(quantize),
+                             representative_inputs=calibration, heldout_inputs=heldout, parity=task.parity)
         failure = None
     except ExportError as e:
         results, failure = e.results, e
@@ -216,9 +217,9 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
     write_card(run, task, cfg, metrics, data.info)
     if verbose:
         for name, r in results.items():
+            figures = ", ".join(f"{k}={v:.4g}" for k, v in r.get("parity", {}).items())
             print(f"Export {name}: {'verified' if r.get('passed') else 'FAILED'} "
-                  f"({r.get('size_bytes', 0) / 1e6:.2f} MB, max|diff|={r.get('max_abs_diff', float('nan')):.2e}, "
-                  f"top-1 agreement={r.get('top1_agreement', float('nan')):.4f})", flush=True)
+                  f"({r.get('size_bytes', 0) / 1e6:.2f} MB; {figures or r.get('error', '')})", flush=True)
     if failure is not None:
         raise UserError(f"export failed verification: {failure}")
     return results

@@ -34,13 +34,14 @@ class Trainer:
     """
 
     def __init__(self, *, strategy, model, optimizer, data, loss, step_metrics, cfg,
-                 checkpoint_dir, monitor="val_loss", logger=None, history=(), verbose=True):
+                 checkpoint_dir, monitor="val_loss", logger=None, history=(), verbose=True, batch=None):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
         self.data = data
         self.loss = loss
         self.step_metrics = dict(step_metrics)
+        self.batch = batch or (lambda ds, n, drop: ds.batch(n, drop_remainder=drop, num_parallel_calls=tf.data.AUTOTUNE))
         self.cfg = cfg
         self.monitor = monitor
         self.logger = logger
@@ -82,20 +83,21 @@ class Trainer:
     def _train_dataset(self, epoch):
         ds = self.data.train.shuffle(
             min(self.data.info.num_train, 60000), seed=self.cfg.seed + epoch, reshuffle_each_iteration=False)
-        ds = ds.batch(self.global_batch, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = self.batch(ds, self.global_batch, True)
         if self.data.info.augment is not None:
             augment = self.data.info.augment
             ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.map(lambda x, y: (x, y, tf.ones(tf.shape(y)[:1], tf.float32)))
+        ds = ds.map(lambda x, y: (x, y, tf.ones(tf.shape(tf.nest.flatten(y)[0])[:1], tf.float32)))
         return self._distribute(ds)
 
     def _eval_dataset(self, ds, n):
         """Pads to whole global batches with zero-weight copies of the first example."""
         pad = (-n) % self.global_batch
-        weighted = ds.map(lambda x, y: (x, y, tf.constant(1.0)))
-        if pad:
-            weighted = weighted.concatenate(ds.take(1).repeat(pad).map(lambda x, y: (x, y, tf.constant(0.0))))
-        return self._distribute(weighted.batch(self.global_batch, drop_remainder=True)), (n + pad) // self.global_batch
+        examples = ds.concatenate(ds.take(1).repeat(pad)) if pad else ds
+        weights = tf.data.Dataset.from_tensor_slices(tf.concat([tf.ones([n]), tf.zeros([pad])], 0))
+        batched = tf.data.Dataset.zip((self.batch(examples, self.global_batch, True),
+                                       weights.batch(self.global_batch, drop_remainder=True)))
+        return self._distribute(batched.map(lambda xy, w: (xy[0], xy[1], w))), (n + pad) // self.global_batch
 
     # --- steps ---------------------------------------------------------------
     def _sums(self, y, pred, per_example, w):

@@ -59,7 +59,7 @@ def exported(classifier, fashion, tmp_path_factory):
     x, _, xt = fashion
     run_dir = tmp_path_factory.mktemp("run")
     results = export_run(classifier, run_dir, quantize=("none", "dynamic", "float16", "int8"),
-                         representative_images=x, heldout_images=xt)
+                         representative_inputs=x, heldout_inputs=xt)
     return run_dir, results
 
 

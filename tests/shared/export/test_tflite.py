@@ -57,7 +57,7 @@ def test_int8_requires_representative_images(classifier, tmp_path):
         export_tflite(classifier, tmp_path / "m.tflite", "int8")
     with pytest.raises(UserError, match="shape"):
         export_tflite(classifier, tmp_path / "m.tflite", "int8",
-                      representative_images=np.zeros((4, 32, 32, 3), np.uint8))
+                      representative_inputs=np.zeros((4, 32, 32, 3), np.uint8))
     assert not (tmp_path / "m.tflite").exists()
 
 
@@ -71,5 +71,5 @@ def test_export_tflite_direct_without_savedmodel(classifier, fashion, tmp_path):
 
     path = export_tflite(classifier, tmp_path / "m.tflite")
     x = fashion[2][:5]
-    np.testing.assert_allclose(run_tflite(path, x), np.asarray(classifier(x)), atol=1e-4)
+    np.testing.assert_allclose(run_tflite(path, x)["probabilities"], np.asarray(classifier(x)), atol=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]  # temp SavedModel cleaned up

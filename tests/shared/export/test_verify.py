@@ -68,10 +68,10 @@ def test_failed_verification_leaves_no_artifact_and_keeps_previous(
     shutil.copy(good_dir / "model.tflite", run_dir / "model.tflite")  # a previous good export
     previous = (run_dir / "model.tflite").read_bytes()
     real = export.reference_outputs
-    monkeypatch.setattr(export, "reference_outputs", lambda m, x: _wrong(real(m, x)))
+    monkeypatch.setattr(export, "reference_outputs", lambda m, x: {k: _wrong(v) for k, v in real(m, x).items()})
     with pytest.raises(ExportError) as info:
         export_run(classifier, run_dir, formats=("savedmodel", "tflite"),
-                   quantize=("none", "dynamic"), heldout_images=fashion[2][:50])
+                   quantize=("none", "dynamic"), heldout_inputs=fashion[2][:50])
     results = info.value.results
     assert "savedmodel" in str(info.value) and "tflite_dynamic" in str(info.value)
     assert results["savedmodel"]["max_abs_diff"] > 0.01  # ran in the subprocess, disagreed
@@ -83,11 +83,11 @@ def test_failed_verification_leaves_no_artifact_and_keeps_previous(
 
 def test_export_run_argument_errors(classifier, fashion, tmp_path):
     with pytest.raises(UserError, match="format"):
-        export_run(classifier, tmp_path, formats=("onnx",), heldout_images=fashion[2])
+        export_run(classifier, tmp_path, formats=("onnx",), heldout_inputs=fashion[2])
     with pytest.raises(UserError, match="quantize"):
-        export_run(classifier, tmp_path, quantize="int3", heldout_images=fashion[2])
+        export_run(classifier, tmp_path, quantize="int3", heldout_inputs=fashion[2])
     with pytest.raises(UserError, match="representative"):
-        export_run(classifier, tmp_path, quantize=("int8",), heldout_images=fashion[2])
+        export_run(classifier, tmp_path, quantize=("int8",), heldout_inputs=fashion[2])
     with pytest.raises(UserError, match="held-out"):
         export_run(classifier, tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -96,7 +96,7 @@ def test_export_run_argument_errors(classifier, fashion, tmp_path):
 def test_export_run_single_tflite_mode(classifier, fashion, tmp_path):
     x, _, xt = fashion
     results = export_run(classifier, tmp_path, formats="tflite", quantize="float16",
-                         heldout_images=xt[:64])
+                         heldout_inputs=xt[:64])
     assert list(results) == ["tflite_float16"] and results["tflite_float16"]["passed"]
     assert results["tflite_float16"]["num_images"] == 64
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_float16.tflite"]
