@@ -23,7 +23,7 @@ TASKS = task_registry("vision")
 
 @dataclass
 class ClassifyConfig(TrainConfig):
-    """Image classification. `--data fashion_mnist | tfds:NAME | folder:PATH`."""
+    """Image classification. `--data fashion_mnist | scenes1 | tfds:NAME | folder:PATH`."""
 
     data: str = "fashion_mnist"
     data_dir: str = ""
@@ -32,6 +32,8 @@ class ClassifyConfig(TrainConfig):
     channels: int = 1
     model: str = "cnn_bn"
     augment: str = "flip"
+    num_scenes: int = 20000  # --data scenes1 only
+    num_test_scenes: int = 2000  # --data scenes1 only
     epochs: int = 10
     batch_size: int = 128
     lr_schedule: str = "cosine"
@@ -44,6 +46,18 @@ class ClassifyConfig(TrainConfig):
                    export="", model="simple_cnn", augment="flip", early_stopping_patience=0)
 
 
+def classify_report(model, ds, info, plots_dir):
+    """Classification metrics; on `--data scenes1` also the pointing game of Grad-CAM and IG."""
+    result, plots = classification_report(model, ds, info, plots_dir)
+    if "test_boxes" in info.extra:
+        from shared.evaluation.predict import take_inputs
+        from shared.explain.pointing import pointing_game_report
+
+        images = take_inputs(ds, 500)
+        result["pointing_game"] = pointing_game_report(model, images, info.extra["test_boxes"][:len(images)])
+    return result, plots
+
+
 @TASKS.register("classify")
 def classify():
     return Task(
@@ -52,7 +66,7 @@ def classify():
         model=build_classifier,
         loss=lambda cfg, info: keras.losses.SparseCategoricalCrossentropy(reduction=None),
         step_metrics={"accuracy": accuracy_per_example},
-        metrics=classification_report,
+        metrics=classify_report,
         decode=decode_probabilities,
         load_input=lambda path, info: load_image_file(path, info.input_shape),
         monitor="val_accuracy",

@@ -60,8 +60,10 @@ def render_detections(image, prediction, path):
     from shared.evaluation.detection import draw_boxes
 
     dets = prediction["detections"]
+    names = {d["class_index"]: d["label"] for d in dets}
+    class_names = [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
     drawn = draw_boxes(np.asarray(image), np.array([d["box"] for d in dets], np.float32).reshape(-1, 4),
                        np.array([d["score"] for d in dets], np.float32),
-                       np.array([d["class_index"] for d in dets], np.int32), [d["label"] for d in dets] and None)
+                       np.array([d["class_index"] for d in dets], np.int32), class_names)
     Image.fromarray(drawn).save(path)
     return path

@@ -97,7 +97,8 @@ def sigmoid_focal_loss(targets, probs, alpha=0.25, gamma=2.0):
 
 def generalized_iou(boxes1, boxes2):
     """Element-wise GIoU of aligned yxyx boxes `(..., 4)` → `(...)`, in [-1, 1]."""
-    inter_hw = tf.maximum(tf.minimum(boxes1[..., 2:], boxes2[..., 2:]) - tf.maximum(boxes1[..., :2], boxes2[..., :2]), 0.0)
+    top_left = tf.maximum(boxes1[..., :2], boxes2[..., :2])
+    inter_hw = tf.maximum(tf.minimum(boxes1[..., 2:], boxes2[..., 2:]) - top_left, 0.0)
     inter = inter_hw[..., 0] * inter_hw[..., 1]
     union = box_area(boxes1) + box_area(boxes2) - inter
     enclose_hw = tf.maximum(boxes1[..., 2:], boxes2[..., 2:]) - tf.minimum(boxes1[..., :2], boxes2[..., :2])
@@ -105,7 +106,8 @@ def generalized_iou(boxes1, boxes2):
     return tf.math.divide_no_nan(inter, union) - tf.math.divide_no_nan(enclose - union, enclose)
 
 
-def _make_parts(anchors, num_classes, alpha, gamma, box_loss, pos_iou, neg_iou, smooth_l1_beta):
+def _make_parts(anchors, num_classes, alpha=0.25, gamma=2.0, box_loss="smooth_l1", pos_iou=0.5, neg_iou=0.4,
+                smooth_l1_beta=1.0 / 9.0):
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"`num_classes` must be an int >= 1. Received: num_classes={num_classes}")
     if not 0.0 < alpha < 1.0:
@@ -183,9 +185,7 @@ def detection_step_metrics(anchors, num_classes, **loss_kwargs):
     Each function redoes the target assignment (an `(B, N, M)` IoU; small next to the
     network)."""
     loss_kwargs.pop("box_weight", None)
-    parts = _make_parts(anchors, num_classes, **{
-        "alpha": 0.25, "gamma": 2.0, "box_loss": "smooth_l1", "pos_iou": 0.5, "neg_iou": 0.4,
-        "smooth_l1_beta": 1.0 / 9.0, **loss_kwargs})
+    parts = _make_parts(anchors, num_classes, **loss_kwargs)
     return {name: (lambda y_true, y_pred, name=name: parts(y_true, y_pred)[name])
             for name in ("positives", "class_loss", "box_loss")}
 

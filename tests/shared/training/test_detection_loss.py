@@ -180,3 +180,11 @@ def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
         detection_loss(**{"anchors": ANCHORS_XYXY, "num_classes": 3, **kwargs})
     assert "Received" in str(info.value)
+
+
+@pytest.mark.parametrize("box_loss", ["smooth_l1", "giou"])
+def test_xla_compiles(box_loss):
+    loss = detection_loss(ANCHORS_XYXY, 3, box_loss=box_loss)
+    y = _targets([[[0, 0, 10, 10], [0, 0, 0, 0]], [[0, 21, 10, 29], [0, 0, 10, 10]]], [[1, -1], [2, 0]])
+    pred = {"classes": tf.fill((2, 4, 3), 0.3), "boxes": tf.fill((2, 4, 4), 0.5)}
+    np.testing.assert_allclose(tf.function(loss, jit_compile=True)(y, pred), loss(y, pred), rtol=1e-5)

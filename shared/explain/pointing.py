@@ -1,0 +1,18 @@
+"""The pointing game as an evaluation: does the heat map's peak fall inside the object's box?"""
+
+import numpy as np
+
+from shared.explain.gradcam import gradcam, pointing_game
+from shared.explain.integrated_gradients import integrated_gradients
+
+
+def pointing_game_report(model, images, boxes, max_images=500, ig_steps=16):
+    """Hit rates of Grad-CAM and integrated gradients on the first `max_images` images, beside
+    the rate a uniformly random peak would reach (the mean box area fraction)."""
+    images, boxes = np.asarray(images[:max_images]), np.asarray(boxes[:max_images], np.float32)
+    cam, _, layer = gradcam(model, images)
+    ig, _ = integrated_gradients(model, images, steps=ig_steps)
+    height, width = images.shape[1:3]
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (height * width)
+    return {"gradcam": float(pointing_game(cam, boxes)), "integrated_gradients": float(pointing_game(ig, boxes)),
+            "random_peak": float(area.mean()), "num_images": int(len(images)), "gradcam_layer": layer}
