@@ -161,12 +161,13 @@ def _predict(run, task, info, inputs, as_json, out_dir=None):
 
     from shared.training.engine import load_model
 
+    model = load_model(run)
     if info is None:
         raise UserError(f"{run.path}: run.json has no data_info; retrain with this version")
     if out_dir and task.render is None:
         raise UserError(f"--out: {run.task} predictions have no rendering; use --json")
     raw = [task.load_input(path, info) for path in inputs]  # validates every file first
-    serving = task.serving_model(load_model(run), info)
+    serving = task.serving_model(model, info)
     batch = tf.nest.map_structure(lambda *xs: np.stack(xs), *raw)
     outputs = {k: np.asarray(v) for k, v in serving(batch, training=False).items()}
     if out_dir:

@@ -98,8 +98,8 @@ class SegmentConfig(SceneConfig):
     model_size: int = 64
     base_filters: int = 16
     depth: int = 3
-    epochs: int = 8
-    learning_rate: float = 2e-3
+    epochs: int = 6
+    learning_rate: float = 5e-3
     early_stopping_patience: int = 3
 
     @classmethod
@@ -136,7 +136,7 @@ class DetectConfig(SceneConfig):
     max_level: int = 4
     anchor_size: float = 3.0
     box_loss: str = "smooth_l1"
-    epochs: int = 12
+    epochs: int = 6
     learning_rate: float = 2e-3
 
     @classmethod
