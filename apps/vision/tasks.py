@@ -89,6 +89,11 @@ class SceneConfig(TrainConfig):
     batch_size: int = 32
     lr_schedule: str = "cosine"
 
+    @classmethod
+    def tiny(cls):
+        return cls(epochs=2, batch_size=16, num_scenes=320, num_test_scenes=64, max_train_examples=256,
+                   steps_per_execution=4, export="")
+
 
 @dataclass
 class SegmentConfig(SceneConfig):
@@ -104,8 +109,9 @@ class SegmentConfig(SceneConfig):
 
     @classmethod
     def tiny(cls):
-        return cls(epochs=2, batch_size=16, num_scenes=320, num_test_scenes=64, max_train_examples=256,
-                   steps_per_execution=4, base_filters=8, depth=2, export="", early_stopping_patience=0)
+        cfg = super().tiny()
+        cfg.base_filters, cfg.depth, cfg.early_stopping_patience = 8, 2, 0
+        return cfg
 
 
 @TASKS.register("segment")
@@ -139,10 +145,6 @@ class DetectConfig(SceneConfig):
     epochs: int = 6
     learning_rate: float = 2e-3
 
-    @classmethod
-    def tiny(cls):
-        return cls(epochs=2, batch_size=16, num_scenes=320, num_test_scenes=64, max_train_examples=256,
-                   steps_per_execution=4, export="")
 
 
 def padded_detection_batch(ds, batch_size, drop_remainder):
