@@ -115,10 +115,12 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
                "train_seconds": round(sum(r["seconds"] for r in history), 2),
                "final_epoch": history[-1] if history else {}}
     evaluate_run(run, task, cfg, model=model, data=data, extra=summary, logger=logger, verbose=verbose)
+    # Training is complete whatever the exports do: a failed export is recorded in metrics.json
+    # and retried with `export RUN`, never by resuming the run.
+    run.write_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), best_epoch=best_epoch)
     if cfg.export:
         export_run_dir(run, task, cfg, model=model, data=data,
                        formats=cfg.export.split(","), quantize=cfg.quantize.split(","), verbose=verbose)
-    run.write_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), best_epoch=best_epoch)
     return run
 
 
