@@ -12,7 +12,8 @@ from shared.evaluation.classification import (accuracy_per_example, classificati
                                                render_label)
 from shared.evaluation.segmentation import (decode_mask, pixel_accuracy_per_example, segmentation_loss, render_mask,
                                              segmentation_report)
-from shared.evaluation.detection_report import decode_detections, detection_report, render_detections
+from shared.evaluation.detection_report import (decode_detections, detection_report, padded_detection_batch,
+                                                 render_detections)
 from shared.export.parity import detection_parity, mask_parity
 from shared.training.detection_loss import detection_loss
 from shared.tasks import Task, task_registry
@@ -145,12 +146,6 @@ class DetectConfig(SceneConfig):
     epochs: int = 6
     learning_rate: float = 2e-3
 
-
-
-def padded_detection_batch(ds, batch_size, drop_remainder):
-    """Images stack; boxes and classes pad to the batch's most objects (class -1 = padding)."""
-    return ds.padded_batch(batch_size, padding_values=(None, {"boxes": 0.0, "classes": -1}),
-                           drop_remainder=drop_remainder)
 
 
 @TASKS.register("detect")

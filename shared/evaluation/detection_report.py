@@ -11,7 +11,7 @@ DECODE_SCORE = 0.3  # detections shown to a user (predict); evaluation uses ever
 def _predict(serving, ds, batch_size):
     call = tf.function(lambda x: serving(x, training=False), reduce_retracing=True)
     images, gt_boxes, gt_classes, outs = [], [], [], []
-    for x, y in _padded(ds, batch_size):
+    for x, y in padded_detection_batch(ds, batch_size):
         outs.append({k: v.numpy() for k, v in call(x).items()})
         images.append(x.numpy())
         gt_boxes += list(y["boxes"].numpy())
@@ -20,8 +20,10 @@ def _predict(serving, ds, batch_size):
     return np.concatenate(images) if images else np.zeros((0,)), gt_boxes, gt_classes, pred
 
 
-def _padded(ds, batch_size):
-    return ds.padded_batch(batch_size, padding_values=(None, {"boxes": 0.0, "classes": -1}))
+def padded_detection_batch(ds, batch_size, drop_remainder=False):
+    """Images stack; boxes and classes pad to the batch's most objects (class -1 = padding)."""
+    return ds.padded_batch(batch_size, padding_values=(None, {"boxes": 0.0, "classes": -1}),
+                           drop_remainder=drop_remainder)
 
 
 def detection_report(serving, ds, info, plots_dir, batch_size=64):

@@ -91,12 +91,13 @@ def segmentation_report(serving, ds, info, plots_dir, batch_size=64):
     call = tf.function(lambda x: serving(x, training=False)["mask"], reduce_retracing=True)
     samples = None
     for x, y in ds.batch(batch_size):
-        pred = call(x).numpy().astype(np.int64).ravel()
+        masks = call(x).numpy()
+        pred = masks.astype(np.int64).ravel()
         true = y.numpy().astype(np.int64).ravel()
         matrix += np.bincount(true * k + np.clip(pred, 0, k - 1), minlength=k * k).reshape(k, k)
         background[:, 0] += np.bincount(true, minlength=k)
         if samples is None:
-            samples = (x.numpy()[:8], y.numpy()[:8], call(x).numpy()[:8])
+            samples = (x.numpy()[:8], y.numpy()[:8], masks[:8])
     result = segmentation_scores(matrix, info.class_names)
     baseline = segmentation_scores(background, info.class_names)
     result.update(mean_iou_all_background=baseline["mean_iou"],
