@@ -7,31 +7,36 @@ import tensorflow as tf
 from shared import architectures
 
 
-def build_classifier(cfg, info):
-    """uint8 images -> Rescaling(1/255) -> `cfg.model` (a registered architecture/variant) -> softmax."""
+def scaled_images(info, size=0):
+    """(uint8 `images` input, float [0, 1] tensor resized to `size`x`size` when `size` is set and
+    differs from the input). Working below the input size is a CPU-budget choice: a conv net's
+    cost grows with the pixels, and the exported model still takes full-size raw images."""
+    height, width, _ = info.input_shape
     inputs = keras.Input(shape=info.input_shape, dtype="uint8", name="images")
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    backbone = architectures.build(cfg.model, input_shape=info.input_shape,
-                                   num_classes=len(info.class_names))
-    outputs = backbone(x)
-    return keras.Model(inputs, outputs, name=f"classify_{cfg.model}")
+    if size and (size, size) != (height, width):
+        x = keras.layers.Resizing(size, size, name="downscale")(x)
+    return inputs, x
+
+
+def build_classifier(cfg, info):
+    """uint8 images -> Rescaling(1/255) [-> resize to `cfg.model_size`] -> `cfg.model` (a
+    registered architecture/variant) -> softmax."""
+    inputs, x = scaled_images(info, cfg.model_size)
+    backbone = architectures.build(cfg.model, input_shape=tuple(x.shape[1:]), num_classes=len(info.class_names))
+    return keras.Model(inputs, backbone(x), name=f"classify_{cfg.model}")
 
 
 def build_segmenter(cfg, info):
-    """uint8 images -> Rescaling -> [resize to `cfg.model_size`] -> U-Net (`cfg.model`,
-    `cfg.base_filters`, `cfg.depth`) -> [bilinear back to the input size] -> per-pixel class
-    probabilities [N, H, W, classes]. Working below the input size is the CPU budget's choice
-    (a U-Net's cost grows with the pixels); the mask still comes out at the input size."""
+    """uint8 images -> Rescaling [-> resize to `cfg.model_size`] -> U-Net (`cfg.model`,
+    `cfg.base_filters`, `cfg.depth`) [-> bilinear back to the input size] -> per-pixel class
+    probabilities [N, H, W, classes]: the mask still comes out at the input size."""
     height, width, channels = info.input_shape
-    size = cfg.model_size or height
-    inputs = keras.Input(shape=info.input_shape, dtype="uint8", name="images")
-    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    if (size, size) != (height, width):
-        x = keras.layers.Resizing(size, size, name="downscale")(x)
-    unet = architectures.build(cfg.model, input_shape=(size, size, channels), num_classes=len(info.class_names),
+    inputs, x = scaled_images(info, cfg.model_size)
+    unet = architectures.build(cfg.model, input_shape=tuple(x.shape[1:]), num_classes=len(info.class_names),
                                base_filters=cfg.base_filters, depth=cfg.depth)
     probabilities = unet(x)
-    if (size, size) != (height, width):
+    if tuple(x.shape[1:3]) != (height, width):
         probabilities = keras.layers.Resizing(height, width, name="upscale", dtype="float32")(probabilities)
     return keras.Model(inputs, probabilities, name=f"segment_{cfg.model}")
 

@@ -32,6 +32,7 @@ class ClassifyConfig(TrainConfig):
     image_size: int = 28
     channels: int = 1
     model: str = "cnn_bn"
+    model_size: int = 0  # resize images to this inside the model (0: keep the input size)
     augment: str = "flip"
     num_scenes: int = 20000  # --data scenes1 only
     num_test_scenes: int = 2000  # --data scenes1 only
@@ -51,11 +52,11 @@ def classify_report(model, ds, info, plots_dir):
     """Classification metrics; on `--data scenes1` also the pointing game of Grad-CAM and IG."""
     result, plots = classification_report(model, ds, info, plots_dir)
     if "test_boxes" in info.extra:
-        from shared.evaluation.predict import take_inputs
+        from shared.evaluation.predict import take_examples
         from shared.explain.pointing import pointing_game_report
 
-        images = take_inputs(ds, 500)
-        result["pointing_game"] = pointing_game_report(model, images, info.extra["test_boxes"][:len(images)])
+        images, labels = take_examples(ds, 500)
+        result["pointing_game"] = pointing_game_report(model, images, info.extra["test_boxes"][:len(images)], labels)
     return result, plots
 
 

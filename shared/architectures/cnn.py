@@ -114,10 +114,11 @@ def apply_conv_block(
             convs_per_block=2, padding="same", batch_norm=True, pool="max", pooling="avg",
             dropout=0.3, num_classes=10, head_activation="softmax",
         ),
-        # Photo-sized inputs (e.g. 128x128 scenes): four BN conv blocks to stride 16, then
-        # global average pooling, so the last conv map still localises (Grad-CAM).
+        # Photo scenes (128x128 scenes downscaled to 64x64 inside the classifier): three BN
+        # conv blocks to stride 8, then global average pooling, so the last conv map (8x8)
+        # still localises (Grad-CAM).
         "cnn_gap": dict(
-            input_shape=(128, 128, 3), filters=(16, 32, 64, 128), kernel_size=3, activation="relu",
+            input_shape=(64, 64, 3), filters=(32, 64, 128), kernel_size=3, activation="relu",
             convs_per_block=1, padding="same", batch_norm=True, pool="max", pooling="avg",
             dropout=0.2, num_classes=10, head_activation="softmax",
         ),

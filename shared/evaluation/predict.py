@@ -15,8 +15,14 @@ def predict_dataset(model, ds, batch_size=256):
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(preds)
 
 
+def take_examples(ds, n):
+    """The first `n` (inputs, targets) of an unbatched (x, y) dataset, stacked as numpy (arrays,
+    or dicts of arrays)."""
+    batch = next(iter(ds.batch(n)))
+    return tf.nest.map_structure(lambda t: t.numpy(), batch)
+
+
 def take_inputs(ds, n):
     """The first `n` raw inputs of an unbatched (x, y) dataset, stacked (an array, or a dict of
     arrays for several named inputs)."""
-    batch = next(iter(ds.map(lambda x, y: x).batch(n)))
-    return tf.nest.map_structure(lambda t: t.numpy(), batch)
+    return take_examples(ds.map(lambda x, y: (x, 0)), n)[0]

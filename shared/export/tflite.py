@@ -11,6 +11,9 @@ Modes (``QUANTIZE_MODES``):
 - ``int8``: full-integer post-training quantization calibrated on real training inputs.
   Only int8 builtin ops where the graph allows it; a graph with ops that have no int8
   kernel (NMS, argmax over a mask, …) keeps those in float (``TFLITE_BUILTINS`` allowed).
+  Layers of the serving model that set ``keep_float_in_int8 = True`` (box decoding, whose
+  arithmetic int8 cannot carry) stay float too: their ops are left out of quantization by
+  the converter's selective quantization (``QuantizationDebugOptions(denylisted_nodes=…)``).
   A model with a single float output (class probabilities) **outputs int8** with
   quantization ``(scale=1/256, zero_point=-128)``; dequantize with
   ``(q.astype(float32) - zero_point) * scale`` (:func:`shared.export.verify.run_tflite`
@@ -20,6 +23,7 @@ Modes (``QUANTIZE_MODES``):
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -88,14 +92,14 @@ def convert_saved_model(saved_model_dir, quantize: str = "none", representative_
 
     check_quantize(quantize)
 
-    def converter_for(ops):
+    def converter_for(ops, mode=quantize):
         converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir),
                                                              signature_keys=[SIGNATURE_KEY])
-        if quantize != "none":
+        if mode != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "float16":
+        if mode == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
+        if mode == "int8":
             calib = _calibration_set(model, representative_inputs)
             n = len(next(iter(calib.values())))
             converter.representative_dataset = lambda: ({k: v[i:i + 1] for k, v in calib.items()}
@@ -116,10 +120,38 @@ def convert_saved_model(saved_model_dir, quantize: str = "none", representative_
             return converter_for(None).convert()
         if model is None:
             raise ValueError("int8 conversion needs the Keras model to check the calibration inputs")
-        try:  # full integer where every op has an int8 kernel
-            return converter_for([tf.lite.OpsSet.TFLITE_BUILTINS_INT8]).convert()
-        except Exception:  # post-processing without int8 kernels stays float
-            return converter_for([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]).convert()
+        float_layers = float_layer_names(model)
+        if not float_layers:
+            try:  # full integer where every op has an int8 kernel
+                return converter_for([tf.lite.OpsSet.TFLITE_BUILTINS_INT8]).convert()
+            except Exception:  # post-processing without int8 kernels stays float
+                pass
+        converter = converter_for([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS])
+        if not float_layers:
+            return converter.convert()
+        return _selectively_quantized(converter, converter_for(None, "none").convert(), float_layers)
+
+
+def float_layer_names(model) -> list:
+    """Names of the serving model's layers that must stay float under int8 quantization."""
+    return [layer.name for layer in as_serving_model(model).layers if getattr(layer, "keep_float_in_int8", False)]
+
+
+def _selectively_quantized(converter, float_content: bytes, layer_names) -> bytes:
+    """int8 conversion leaving every tensor computed inside `layer_names` in float."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    names = [d["name"] for d in Interpreter(model_content=float_content).get_tensor_details()]
+    # TF names a layer's ops `<scope>/<layer name>[_<k>]/<op>`.
+    inside = re.compile("(^|/)(" + "|".join(re.escape(n) for n in layer_names) + r")(_\d+)?/")
+    denylist = [n for n in names if inside.search(n)]
+    if not denylist:
+        raise RuntimeError(f"no TFLite tensors found for the float layers {layer_names}")
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=converter.representative_dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denylist))
+    return debugger.get_nondebug_quantized_model()
 
 
 def export_tflite(

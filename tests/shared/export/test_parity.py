@@ -22,6 +22,13 @@ def test_mask_parity():
     noisy = {**ref, "probabilities": ref["probabilities"] + 0.01}
     assert not mask_parity(noisy, ref, "savedmodel", "none")["passed"]
     assert mask_parity(noisy, ref, "tflite", "dynamic")["passed"]
+    one_pixel = {**ref, "probabilities": ref["probabilities"].copy()}
+    one_pixel["probabilities"][0, 0, 0] += 0.7  # quantized modes bound the mean, float ones the max too
+    assert mask_parity(one_pixel, ref, "tflite", "int8")["passed"]
+    assert not mask_parity(one_pixel, ref, "tflite", "none")["passed"]
+    blurred = {**ref, "probabilities": ref["probabilities"] * 0.5 + 0.125}  # same argmax, mean |diff| > 0.03
+    r = mask_parity(blurred, ref, "tflite", "int8")
+    assert r["pixel_agreement"] == 1.0 and r["mean_abs_diff"] > 0.03 and not r["passed"]
 
 
 def _detections():
