@@ -12,25 +12,28 @@ import numpy as np
 # (fmt, quantize) -> (min pixel agreement, max mean |probability diff|, max max |probability
 # diff| or None). Quantized modes bound the mean, not the maximum: over millions of pixel
 # probabilities the maximum is set by a few pixels on a class boundary (measured on the
-# default segmenter, int8: 98.8 % pixel agreement with a max diff of 0.74).
+# default segmenter, int8: 98.8 % pixel agreement, mean diff 0.0011, max diff 0.74).
 MASK_TOLERANCES = {
     ("savedmodel", "none"): (0.9999, 1e-5, 1e-4),
     ("tflite", "none"): (0.999, 1e-4, 1e-3),
     ("tflite", "float16"): (0.995, 2e-3, 1e-2),
-    ("tflite", "dynamic"): (0.98, 0.02, None),
-    ("tflite", "int8"): (0.95, 0.03, None),
+    ("tflite", "dynamic"): (0.98, 0.01, None),
+    ("tflite", "int8"): (0.95, 0.01, None),
 }
 
-# (fmt, quantize) -> (min agreement on detection counts, min mean IoU of matched boxes,
-# max score diff of matched boxes); compared over detections scoring >= COMPARE_SCORE.
+# (fmt, quantize) -> (min matched fraction of confident detections, min mean IoU of matched
+# pairs, max mean score diff of matched pairs, score margin). See `detection_parity`. A mean,
+# not a max, bounds quantized scores: on a small trained detector a few int8 scores near the
+# threshold moved by 0.2-0.3 while the mean moved by a few hundredths.
 DETECTION_TOLERANCES = {
-    ("savedmodel", "none"): (0.99, 0.99, 1e-3),
-    ("tflite", "none"): (0.98, 0.98, 1e-2),
-    ("tflite", "float16"): (0.95, 0.95, 0.03),
-    ("tflite", "dynamic"): (0.85, 0.90, 0.1),
-    ("tflite", "int8"): (0.70, 0.85, 0.2),
+    ("savedmodel", "none"): (0.99, 0.99, 1e-4, 1e-3),
+    ("tflite", "none"): (0.98, 0.98, 1e-3, 1e-2),
+    ("tflite", "float16"): (0.95, 0.95, 0.01, 0.05),
+    ("tflite", "dynamic"): (0.90, 0.90, 0.03, 0.15),
+    ("tflite", "int8"): (0.85, 0.85, 0.05, 0.2),
 }
-COMPARE_SCORE = 0.3
+COMPARE_SCORE = 0.3  # the score threshold detections are compared at
+MATCH_IOU = 0.5  # same class and at least this IoU make a match (COCO's AP50 criterion)
 
 
 def mask_parity(outputs, reference, fmt, quantize="none"):
@@ -60,33 +63,48 @@ def box_iou(a, b):
     return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
+def _detections(outputs, i, min_score):
+    n = int(outputs["num_detections"][i])
+    scores = np.asarray(outputs["scores"][i][:n], np.float32)
+    keep = scores >= min_score
+    return np.asarray(outputs["boxes"][i][:n], np.float32)[keep], scores[keep], np.asarray(outputs["classes"][i][:n])[keep]
+
+
 def detection_parity(outputs, reference, fmt, quantize="none"):
-    """Detections by count agreement, then greedy same-class IoU matching of boxes and scores."""
-    min_count, min_iou, max_score = DETECTION_TOLERANCES[(fmt, quantize)]
-    counts_equal, ious, score_diffs = [], [], []
+    """Detections matched greedily (same class, IoU >= MATCH_IOU, best IoU first), with the
+    score hysteresis that quantized scores need: every detection scoring >= COMPARE_SCORE +
+    margin on either side must be matched by one scoring >= COMPARE_SCORE - margin on the
+    other (the margin is the mode's). So a detection whose score moves across the threshold
+    by less than the margin is no mismatch, and one that appears, vanishes, moves or changes
+    class is. Figures: the matched fraction of those confident detections, and the mean IoU
+    and the mean (and max) score difference of the matched pairs scoring at least
+    COMPARE_SCORE on one side."""
+    min_matched, min_iou, max_mean_score, margin = DETECTION_TOLERANCES[(fmt, quantize)]
+    high, low = COMPARE_SCORE + margin, max(COMPARE_SCORE - margin, 0.0)
+    confident = matched = 0
+    ious, score_diffs = [], []
     for i in range(len(reference["num_detections"])):
-        def kept(o):
-            n = int(o["num_detections"][i])
-            keep = np.asarray(o["scores"][i][:n]) >= COMPARE_SCORE
-            return (np.asarray(o["boxes"][i][:n])[keep], np.asarray(o["scores"][i][:n])[keep],
-                    np.asarray(o["classes"][i][:n])[keep])
-        (b, s, c), (rb, rs, rc) = kept(outputs), kept(reference)
-        counts_equal.append(len(b) == len(rb))
-        matched = 0
+        (rb, rs, rc), (b, s, c) = _detections(reference, i, low), _detections(outputs, i, low)
+        ref_hit, out_hit = np.zeros(len(rb), bool), np.zeros(len(b), bool)
         if len(rb) and len(b):
-            iou = box_iou(rb, b) * (rc[:, None] == c[None])
-            for _ in range(min(len(rb), len(b))):
+            iou = np.where(rc[:, None] == c[None], box_iou(rb, b), 0.0)
+            while True:
                 r, j = np.unravel_index(np.argmax(iou), iou.shape)
-                if iou[r, j] <= 0:
+                if iou[r, j] < MATCH_IOU:
                     break
-                ious.append(float(iou[r, j]))
-                score_diffs.append(abs(float(rs[r]) - float(s[j])))
+                if max(rs[r], s[j]) >= COMPARE_SCORE:  # pairs below the threshold on both sides don't count
+                    ious.append(float(iou[r, j]))
+                    score_diffs.append(abs(float(rs[r]) - float(s[j])))
+                ref_hit[r] = out_hit[j] = True
                 iou[r, :], iou[:, j] = -1, -1
-                matched += 1
-        ious += [0.0] * (max(len(rb), len(b)) - matched)  # an unmatched detection counts as IoU 0
-    count_agreement = float(np.mean(counts_equal)) if counts_equal else 1.0
+        confident += int((rs >= high).sum() + (s >= high).sum())
+        matched += int(ref_hit[rs >= high].sum() + out_hit[s >= high].sum())
+    fraction = matched / confident if confident else 1.0
     mean_iou = float(np.mean(ious)) if ious else 1.0
+    mean_diff = float(np.mean(score_diffs)) if score_diffs else 0.0
     max_diff = float(max(score_diffs)) if score_diffs else 0.0
-    return {"count_agreement": count_agreement, "mean_matched_iou": mean_iou, "max_score_diff": max_diff,
-            "tolerance": {"count_agreement": min_count, "mean_matched_iou": min_iou, "max_score_diff": max_score},
-            "passed": bool(count_agreement >= min_count and mean_iou >= min_iou and max_diff <= max_score)}
+    return {"matched_fraction": fraction, "confident_detections": confident, "mean_matched_iou": mean_iou,
+            "mean_score_diff": mean_diff, "max_score_diff": max_diff,
+            "tolerance": {"matched_fraction": min_matched, "mean_matched_iou": min_iou,
+                          "mean_score_diff": max_mean_score, "score_margin": margin},
+            "passed": bool(fraction >= min_matched and mean_iou >= min_iou and mean_diff <= max_mean_score)}

@@ -21,7 +21,7 @@ def test_mask_parity():
     assert not r["passed"] and r["pixel_agreement"] == pytest.approx(0.75)
     noisy = {**ref, "probabilities": ref["probabilities"] + 0.01}
     assert not mask_parity(noisy, ref, "savedmodel", "none")["passed"]
-    assert mask_parity(noisy, ref, "tflite", "dynamic")["passed"]
+    assert mask_parity({**ref, "probabilities": ref["probabilities"] + 0.005}, ref, "tflite", "dynamic")["passed"]
     one_pixel = {**ref, "probabilities": ref["probabilities"].copy()}
     one_pixel["probabilities"][0, 0, 0] += 0.7  # quantized modes bound the mean, float ones the max too
     assert mask_parity(one_pixel, ref, "tflite", "int8")["passed"]
@@ -45,15 +45,32 @@ def _detections():
 def test_detection_parity():
     ref = _detections()
     same = detection_parity(ref, ref, "savedmodel", "none")
-    assert same["passed"] and same["count_agreement"] == 1.0 and same["mean_matched_iou"] == pytest.approx(1.0)
-    shifted = {**ref, "boxes": ref["boxes"] + 8.0}
-    r = detection_parity(shifted, ref, "tflite", "none")
-    assert not r["passed"] and r["mean_matched_iou"] < 0.8
+    assert same["passed"] and same["matched_fraction"] == 1.0 and same["mean_matched_iou"] == pytest.approx(1.0)
+    assert same["confident_detections"] == 6  # 3 on each side
+    moved = {**ref, "boxes": ref["boxes"] + 8.0}  # IoU < 0.5 with every reference box
+    r = detection_parity(moved, ref, "tflite", "int8")
+    assert not r["passed"] and r["matched_fraction"] == 0.0
+    nudged = {**ref, "boxes": ref["boxes"] + 1.0}  # IoU 0.85-0.91: fine for int8, not for float
+    assert detection_parity(nudged, ref, "tflite", "int8")["passed"]
+    r = detection_parity(nudged, ref, "tflite", "none")
+    assert not r["passed"] and r["matched_fraction"] == 1.0 and 0.85 < r["mean_matched_iou"] < 0.9
     wrong_class = {**ref, "classes": (ref["classes"] + 1) % 10}
-    assert detection_parity(wrong_class, ref, "tflite", "int8")["mean_matched_iou"] == 0.0
+    assert detection_parity(wrong_class, ref, "tflite", "int8")["matched_fraction"] == 0.0
     missing = {**ref, "num_detections": np.array([1, 1], np.int32)}
     r = detection_parity(missing, ref, "tflite", "none")
-    assert not r["passed"] and r["count_agreement"] == 0.5
+    assert not r["passed"] and r["matched_fraction"] == pytest.approx(4 / 5)
+    # A score crossing the compare threshold (0.3) by less than the mode's tolerance is no
+    # mismatch; a larger move is.
+    low = {**ref, "scores": np.where(ref["scores"] > 0, 0.35, 0.0).astype(np.float32)}
+    crossed = {**low, "scores": low["scores"].copy()}
+    crossed["scores"][0, 1] = 0.25
+    assert detection_parity(crossed, low, "tflite", "int8")["passed"]
+    assert not detection_parity(crossed, low, "tflite", "none")["passed"]
+    dropped = {**ref, "scores": ref["scores"].copy()}
+    dropped["scores"][0, 1] = 0.45  # 0.8 -> 0.45: matched, but the mean score diff is 0.35 / 3
+    r = detection_parity(dropped, ref, "tflite", "int8")
+    assert not r["passed"] and r["matched_fraction"] == 1.0
+    assert r["max_score_diff"] == pytest.approx(0.35) and r["mean_score_diff"] == pytest.approx(0.35 / 3)
 
 
 def test_box_iou():
