@@ -127,7 +127,7 @@ def segment():
         metrics=lambda model, ds, info, plots: segmentation_report(segment_serving(model, info), ds, info, plots),
         decode=decode_mask,
         load_input=lambda path, info: load_image_file(path, info.input_shape),
-        monitor="val_pixel_accuracy",
+        monitor="val_loss",  # pixel accuracy favours all-background; the loss has a Dice term
         serving=segment_serving,
         parity=mask_parity,
         render=render_mask,

@@ -33,7 +33,8 @@ def test_segmenter_learns_and_beats_all_background(scene_home):
     run = _train("segment", cfg, "learn")
     history, test = run.read_history(), engine.read_metrics(run)["test"]
     assert history[-1]["loss"] < history[0]["loss"]
-    assert test["mean_iou"] > test["mean_iou_all_background"] + 0.01, test
+    assert test["mean_iou"] > test["mean_iou_all_background"] + 0.01, test  # measured: 0.098 vs 0.076
+    assert test["mean_iou_foreground"] > 0.005, test  # it segments items, not only background
     assert (scene_home / "saved_models/vision/segment/learn/plots/segmentation_overlays.png").is_file()
 
 
