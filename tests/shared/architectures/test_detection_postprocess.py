@@ -1,5 +1,6 @@
 import contextlib
 import io
+import re
 import warnings
 
 import keras
@@ -191,3 +192,32 @@ def test_tflite_builtins_only_and_litert_outputs(exported, quantize):
             np.testing.assert_array_equal(n, ref["num_detections"])
             assert _match_max_diff(out, ref) < 1e-3
             np.testing.assert_allclose(np.sort(out["scores"], -1), np.sort(ref["scores"], -1), atol=1e-5)
+
+
+def _int8_tensor_dtypes(model, x, path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from shared.export.tflite import export_tflite
+
+    export_tflite(model, path, "int8", representative_inputs=x)
+    details = Interpreter(model_path=str(path)).get_tensor_details()
+    exp = {d["dtype"] for d in details if re.search(r"/Exp(_\d+)?$", d["name"])}
+    head = {d["dtype"] for d in details if "detector_head_box_predict" in d["name"]}
+    return exp, head
+
+
+def test_int8_export_keeps_the_decode_float_and_the_backbone_int8(exported, tmp_path, monkeypatch):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from shared.export.tflite import float_layer_names
+
+    model, _, x = exported
+    assert float_layer_names(model) == [model.layers[-1].name]
+    exp, head = _int8_tensor_dtypes(model, x, tmp_path / "int8.tflite")
+    assert exp == {np.float32} and np.int8 in head  # box decoding float, the head int8
+    out = Interpreter(model_path=str(tmp_path / "int8.tflite")).get_signature_runner("serving_default")(images=x)
+    assert {k: (v.dtype, v.shape[1:]) for k, v in out.items()} == OUTPUTS
+    monkeypatch.setattr(DetectionPostprocess, "keep_float_in_int8", False)
+    assert float_layer_names(model) == []
+    exp, _ = _int8_tensor_dtypes(model, x, tmp_path / "plain.tflite")
+    assert np.int8 in exp  # without the mark, the decode arithmetic is quantized
