@@ -20,7 +20,11 @@ def _shapes(out):
 def run_builder_test(cls, init_kwargs, x, expected_output_shape, y=None, loss=None, train=True):
     """Builds `cls(**init_kwargs)` and checks shape, config and `.keras` round-trips,
     that one optimizer step lowers `loss(y, model(x))` on the fixed batch, and that the
-    model builds and runs inside a MirroredStrategy scope. Returns the model."""
+    model builds and runs inside a MirroredStrategy scope. Returns the model.
+
+    Weights are seeded here, so the result does not depend on which tests ran before in
+    the same process (pytest-xdist deals tests to workers in varying orders)."""
+    keras.utils.set_random_seed(0)
     model = cls(**init_kwargs)
     out = model(x, training=False)
     assert _shapes(out) == expected_output_shape, (_shapes(out), expected_output_shape)
