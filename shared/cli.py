@@ -12,7 +12,7 @@ import sys
 from shared.errors import UserError
 from shared.terminal import quiet_native_stderr, wants_verbose
 
-APPS = {"vision": "apps.vision.tasks"}
+APPS = {"vision": "apps.vision.tasks", "nlp": "apps.nlp.tasks"}
 VERBOSE_HELP = ("TensorFlow's own messages go to a log file (see DLSUITE_NATIVE_LOG); "
                 "--verbose anywhere or DLSUITE_VERBOSE=1 shows them on the terminal.")
 
@@ -71,8 +71,12 @@ def _load_run(app, tasks, path):
         raise UserError(f"{run.path}: no config.yaml in this run directory")
     cfg = config_lib.resolve(task.config, overrides=saved)
     info = run.read_info().get("data_info")
+    if not info:
+        return run, task, cfg, None
+    from shared.training.engine import load_preprocess
+
     return run, task, cfg, DataInfo(**{**info, "input_shape": tuple(info["input_shape"]),
-                                       "class_names": tuple(info["class_names"])}) if info else None
+                                       "class_names": tuple(info["class_names"])}, preprocess=load_preprocess(run))
 
 
 def app_main(app, tasks, argv=None):

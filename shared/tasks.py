@@ -17,7 +17,10 @@ class DataInfo:
     num_val: int = 0
     num_test: int = 0
     source: str = ""
-    augment: Callable | None = None  # batch -> batch, applied to training batches only
+    augment: Callable | None = None  # (x, y) batch -> (x, y) batch, on training batches only
+    # A keras.Model from the raw inputs to the model's inputs (e.g. a tokenizer: strings ->
+    # token ids), run by the engine in tf.data, saved with the run, put in front of exports.
+    preprocess: Any = None
     extra: dict = field(default_factory=dict)
 
 
@@ -76,12 +79,29 @@ class Task:
     parity: Callable | None = None
     render: Callable | None = None
 
-    def serving_model(self, model, info):
+    def serving_model(self, model, info, raw=True):
         """The model users call: the task's serving graph, or the trained model's one output
-        named `probabilities`."""
+        named `probabilities`; with the data's `preprocess` in front unless `raw` is False
+        (the numeric core that TFLite carries when preprocessing has no TFLite kernels)."""
         from shared.export.savedmodel import as_serving_model
 
-        return self.serving(model, info) if self.serving else as_serving_model(model)
+        if self.serving:
+            return self.serving(end_to_end(model, info) if raw else model, info)
+        if info.preprocess is None:
+            return as_serving_model(model)  # input named `images`
+        model = end_to_end(model, info) if raw else model
+        return as_serving_model(model, model.inputs[0].name)  # `text` / `token_ids`
+
+
+def end_to_end(model, info):
+    """`model` with `info.preprocess` in front (raw inputs -> outputs), or `model` itself."""
+    import keras
+
+    if info.preprocess is None:
+        return model
+    x = info.preprocess.inputs[0]
+    raw = keras.Input(shape=tuple(x.shape[1:]), dtype=x.dtype, name=x.name)
+    return keras.Model(raw, model(info.preprocess(raw)), name=f"{model.name}_end_to_end")
 
 
 def task_registry(app):

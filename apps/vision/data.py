@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from shared.data.augment import image_augmenter
+from shared.data.augment import augmenter
 from shared.data.images import folder_dataset, read_idx, split, tfds_dataset
 from shared.errors import UserError
 from shared.tasks import Data, DataInfo
@@ -81,7 +81,7 @@ def build_classify_data(cfg):
     x_train, y_train, x_val, y_val = split(x, y, cfg.validation_split, cfg.seed)
     info = DataInfo(input_shape=tuple(x_train.shape[1:]), input_dtype="uint8", class_names=tuple(names),
                     num_train=len(x_train), num_val=len(x_val), num_test=len(x_test), source=source,
-                    augment=image_augmenter(cfg.augment, cfg.seed))
+                    augment=augmenter(cfg.augment, seed=cfg.seed))
     if cfg.data == "scenes1":  # the items' boxes let the evaluation play the pointing game
         info.extra["test_boxes"] = scenes1_test_boxes(cfg)
     make = lambda a, b: tf.data.Dataset.from_tensor_slices((a, b))  # noqa: E731

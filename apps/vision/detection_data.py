@@ -5,8 +5,8 @@ Everything is loaded into numpy once and served as unbatched `tf.data` datasets:
   "classes": int32 [M]}) with M the example's object count (no padding);
 - segmentation: (image uint8 [S,S,3], mask int32 [S,S]) with mask value k <-> class_names[k].
 
-Config fields used: data, data_dir, images, download, image_size, num_scenes, num_test_scenes,
-seed, validation_split.
+Config fields used: data, data_dir, images, download, augment, image_size, num_scenes,
+num_test_scenes, seed, validation_split.
 """
 
 import contextlib
@@ -20,7 +20,9 @@ from PIL import Image
 
 from apps.vision.data import FASHION_MNIST_CLASSES
 from apps.vision.scenes import load_scenes
+from shared.data.augment import augmenter
 from shared.data.images import IMAGE_EXTENSIONS, to_shape
+from shared.data.tfds import prepared_builder
 from shared.errors import UserError
 from shared.tasks import Data, DataInfo
 
@@ -45,7 +47,8 @@ def build_detect_data(cfg):
         raise UserError(f"--data: expected scenes, tfds:NAME or coco:ANNOTATIONS.json for detect; "
                         f"got '{cfg.data}'")
     max_objects = max([1] + [int((s["classes"] >= 0).sum(1).max(initial=0)) for s in splits])
-    info = _info(cfg, splits, names, source, extra={"max_objects": max_objects})
+    info = _info(cfg, splits, names, source, extra={"max_objects": max_objects},
+                 augment=augmenter(cfg.augment, "boxes", cfg.seed))
     return Data(*(_detection_dataset(s) for s in splits), info)
 
 
@@ -61,7 +64,7 @@ def build_segment_data(cfg):
     else:
         raise UserError(f"--data: expected scenes, tfds:NAME or masks:IMAGES_DIR,MASKS_DIR for segment; "
                         f"got '{cfg.data}'")
-    info = _info(cfg, splits, names, source)
+    info = _info(cfg, splits, names, source, augment=augmenter(cfg.augment, "mask", cfg.seed))
     return Data(*(_segmentation_dataset(s) for s in splits), info)
 
 
@@ -84,11 +87,12 @@ def _segmentation_dataset(arrays):
                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _info(cfg, splits, names, source, extra=None):
+def _info(cfg, splits, names, source, extra=None, augment=None):
     size = cfg.image_size
     train, val, test = (len(s["images"]) for s in splits)
     return DataInfo(input_shape=(size, size, 3), input_dtype="uint8", class_names=tuple(names),
-                    num_train=train, num_val=val, num_test=test, source=source, extra=dict(extra or {}))
+                    num_train=train, num_val=val, num_test=test, source=source, augment=augment,
+                    extra=dict(extra or {}))
 
 
 def _take(arrays, index):
@@ -143,20 +147,7 @@ def _scene_segmentation(cfg):
 # ----------------------------------------------------------------------------- TFDS
 
 def _tfds_builder(name, cfg):
-    """A prepared TFDS builder (offline unless `--download`), or a one-line UserError."""
-    import tensorflow_datasets as tfds
-
-    where = cfg.data_dir or "~/tensorflow_datasets"
-    try:
-        builder = tfds.builder(name, data_dir=cfg.data_dir or None)
-        if cfg.download:
-            builder.download_and_prepare()
-        builder.info.splits["train"]  # noqa: B018 -- raises when the dataset is not prepared
-    except Exception as e:  # TFDS raises many types for a missing/unprepared dataset
-        detail = str(e).strip().splitlines()[0][:150] if str(e).strip() else ""
-        raise UserError(f"--data tfds:{name} --data-dir {where}: cannot load a prepared dataset (use "
-                        f"--download where a network is available) ({type(e).__name__}: {detail})") from None
-    return builder
+    return prepared_builder(name, cfg.data_dir, cfg.download)
 
 
 def _tfds_splits(builder, name, load, cfg, labelled=lambda builder, split: True):

@@ -86,6 +86,7 @@ class SceneConfig(TrainConfig):
     images: str = ""
     download: bool = False
     image_size: int = 128
+    augment: str = "none"  # flip and contrast move boxes and masks with the pixels
     num_scenes: int = 20000
     num_test_scenes: int = 2000
     batch_size: int = 32
@@ -94,7 +95,7 @@ class SceneConfig(TrainConfig):
     @classmethod
     def tiny(cls):
         return cls(epochs=2, batch_size=16, num_scenes=320, num_test_scenes=64, max_train_examples=256,
-                   steps_per_execution=4, export="")
+                   steps_per_execution=4, export="", augment="flip,contrast")
 
 
 @dataclass

@@ -122,6 +122,13 @@ def apply_conv_block(
             convs_per_block=1, padding="same", batch_norm=True, pool="max", pooling="avg",
             dropout=0.2, num_classes=10, head_activation="softmax",
         ),
+        # cnn_gap with global *max* pooling (multiple-instance style): a small item in a
+        # cluttered scene is not averaged away over the background positions.
+        "cnn_gmp": dict(
+            input_shape=(64, 64, 3), filters=(32, 64, 128), kernel_size=3, activation="relu",
+            convs_per_block=1, padding="same", batch_norm=True, pool="max", pooling="max",
+            dropout=0.2, num_classes=10, head_activation="softmax",
+        ),
     },
 )
 class CNN(keras.Model):

@@ -9,6 +9,7 @@ steps never change the result.
 import keras
 
 from shared.architectures import register
+from shared.architectures.cnn import check_activation
 
 _CELLS = {
     "simple_rnn": keras.layers.SimpleRNN,
@@ -96,8 +97,9 @@ class RecurrentNet(keras.Model):
         input_shape: `(steps, features)` of float inputs (`steps` may be None);
             required when `vocabulary_size` is None. All-zero steps are masked.
         return_sequences: per-step outputs instead of the last state.
-        num_classes: if set, a `Dense(num_classes, "softmax")` head (float32).
+        num_classes: if set, a `Dense(num_classes, head_activation)` head (float32).
         dropout: input dropout of each recurrent layer.
+        head_activation: activation of the head ("linear" for regression).
 
     Output shape: `(batch, d)` or, with `return_sequences`, `(batch, steps, d)`, where
     `d = num_classes` with a head, else the last layer's units (×2 if bidirectional).
@@ -116,6 +118,7 @@ class RecurrentNet(keras.Model):
         return_sequences=False,
         num_classes=None,
         dropout=0.0,
+        head_activation="softmax",
         name=None,
         **kwargs,
     ):
@@ -147,6 +150,7 @@ class RecurrentNet(keras.Model):
             raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        check_activation(head_activation, "head_activation")
         prefix = "recurrent"
 
         if vocabulary_size is not None:
@@ -166,7 +170,7 @@ class RecurrentNet(keras.Model):
             )
         if num_classes is not None:
             x = keras.layers.Dense(
-                num_classes, activation="softmax", dtype="float32", name=f"{prefix}_head"
+                num_classes, activation=head_activation, dtype="float32", name=f"{prefix}_head"
             )(x)
         super().__init__(inputs=inputs, outputs=x, name=name, **kwargs)
         self.cell = cell
@@ -178,6 +182,7 @@ class RecurrentNet(keras.Model):
         self.return_sequences = return_sequences
         self.num_classes = num_classes
         self.dropout = dropout
+        self.head_activation = head_activation
 
     def get_config(self):
         return {
@@ -192,6 +197,7 @@ class RecurrentNet(keras.Model):
             "return_sequences": self.return_sequences,
             "num_classes": self.num_classes,
             "dropout": self.dropout,
+            "head_activation": self.head_activation,
         }
 
     @classmethod

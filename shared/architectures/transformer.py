@@ -14,6 +14,7 @@ import keras_hub
 
 from shared.architectures import register
 from shared.architectures.base import ArgsConfig
+from shared.architectures.cnn import check_activation
 
 
 def _check_common(vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
@@ -87,21 +88,23 @@ def apply_decoder_stack(x, padding_mask, num_layers, num_heads, intermediate_dim
 class TransformerEncoderClassifier(ArgsConfig, keras.Model):
     """Encoder-only classifier: token ids `(batch, steps)` int, 0 = padding, steps <=
     `sequence_length` -> token+position embedding -> `num_layers` encoder blocks ->
-    mean over non-padding steps -> dropout -> `Dense(num_classes, "softmax")` (float32).
+    mean over non-padding steps -> dropout -> `Dense(num_classes, head_activation)` (float32).
 
-    Output shape: `(batch, num_classes)` probabilities.
+    Output shape: `(batch, num_classes)` (probabilities with the default softmax head;
+    `head_activation="linear"` for regression).
     """
 
     _ARGS = ("vocabulary_size", "sequence_length", "num_layers", "num_heads", "hidden_dim",
-             "intermediate_dim", "dropout", "num_classes")
+             "intermediate_dim", "dropout", "num_classes", "head_activation")
 
     def __init__(self, vocabulary_size=20000, sequence_length=256, num_layers=2, num_heads=4,
-                 hidden_dim=128, intermediate_dim=256, dropout=0.1, num_classes=2, name=None,
-                 **kwargs):
+                 hidden_dim=128, intermediate_dim=256, dropout=0.1, num_classes=2,
+                 head_activation="softmax", name=None, **kwargs):
         _check_common(vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
                       intermediate_dim, dropout)
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"`num_classes` must be >= 1. Received: num_classes={num_classes}")
+        check_activation(head_activation, "head_activation")
         p = "encoder_classifier"
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x, mask = apply_token_embedding(token_ids, vocabulary_size, sequence_length, hidden_dim, p)
@@ -109,7 +112,7 @@ class TransformerEncoderClassifier(ArgsConfig, keras.Model):
         x = apply_encoder_stack(x, mask, num_layers, num_heads, intermediate_dim, dropout, f"{p}_encoder")
         x = keras.layers.GlobalAveragePooling1D(name=f"{p}_pool")(x, mask=mask)
         x = keras.layers.Dropout(dropout, name=f"{p}_head_dropout")(x)
-        outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
+        outputs = keras.layers.Dense(num_classes, activation=head_activation, dtype="float32",
                                      name=f"{p}_head")(x)
         super().__init__(inputs=token_ids, outputs=outputs, name=name, **kwargs)
         for arg in self._ARGS:

@@ -1,4 +1,8 @@
-"""Keras augmentation layers for uint8 image batches, run inside the tf.data pipeline."""
+"""Training-batch augmentation, run inside the tf.data pipeline.
+
+The engine's hook (`DataInfo.augment`) maps a batch `(x, y) -> (x, y)`, so a geometric change
+can move the targets with the pixels: `augmenter(spec, targets=...)` builds it for labels
+(images only), boxes or masks."""
 
 import keras
 import tensorflow as tf
@@ -17,15 +21,25 @@ def _layers(seed):
 
 
 AUGMENTATIONS = tuple(_layers(0))
+TARGETS = ("labels", "boxes", "mask")
+# What each target kind can follow: labels ignore geometry; boxes and masks follow a mirror.
+_SUPPORTED = {"labels": AUGMENTATIONS, "boxes": ("flip", "contrast"), "mask": ("flip", "contrast")}
+
+
+def _names(spec, targets):
+    names = [s.strip() for s in spec.split(",") if s.strip() and s.strip() != "none"]
+    allowed = _SUPPORTED[targets]
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        problem = (f"'{bad[0]}' cannot move {targets}" if bad[0] in AUGMENTATIONS
+                   else f"unknown augmentation '{bad[0]}'")
+        raise UserError(f"--augment: {problem}; expected a comma list of {', '.join(allowed)} or none")
+    return names
 
 
 def image_augmenter(spec, seed=0):
-    """A function uint8 batch -> augmented uint8 batch for `spec` like "flip,translate" (or None)."""
-    names = [s.strip() for s in spec.split(",") if s.strip() and s.strip() != "none"]
-    bad = [n for n in names if n not in AUGMENTATIONS]
-    if bad:
-        raise UserError(f"--augment: unknown augmentation '{bad[0]}'; expected a comma list of "
-                        f"{', '.join(AUGMENTATIONS)} or none")
+    """A function uint8 image batch -> augmented uint8 batch for `spec` like "flip,translate" (or None)."""
+    names = _names(spec, "labels")
     if not names:
         return None
     layers = [_layers(seed)[n]() for n in names]
@@ -35,5 +49,46 @@ def image_augmenter(spec, seed=0):
         for layer in layers:
             x = layer(x, training=True)
         return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), images.dtype)
+
+    return augment
+
+
+def mirror_targets(y, flip, width, targets):
+    """`y` of the examples where `flip` (bool [N]) is set, mirrored left-right in an image of
+    `width` pixels: boxes `{"boxes": [N,K,4] (ymin, xmin, ymax, xmax), "classes"}` (padding
+    rows, class < 0, untouched) or masks `[N,H,W]`."""
+    if targets == "mask":
+        return tf.where(tf.reshape(flip, [-1, 1, 1]), tf.reverse(y, [2]), y)
+    boxes = y["boxes"]
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    mirrored = tf.stack([ymin, width - xmax, ymax, width - xmin], -1)
+    swap = flip[:, None] & (y["classes"] >= 0)
+    return {**y, "boxes": tf.where(swap[..., None], mirrored, boxes)}
+
+
+def augmenter(spec, targets="labels", seed=0):
+    """The engine hook `(x, y) -> (x, y)` for `spec` ("flip,contrast", "none", …), or None.
+
+    targets: "labels" (y unchanged; every augmentation), "boxes" or "mask" (flip and
+    contrast: a mirror moves the targets with the pixels, photometric changes leave them)."""
+    if targets not in TARGETS:
+        raise ValueError(f"`targets` must be one of {TARGETS}. Received: targets={targets!r}")
+    names = _names(spec, targets)
+    if not names:
+        return None
+    if targets == "labels":
+        images_only = image_augmenter(spec, seed)
+        return lambda x, y: (images_only(x), y)
+    photometric = image_augmenter(",".join(n for n in names if n != "flip") or "none", seed)
+    generator = tf.random.Generator.from_seed(seed)
+
+    def augment(images, y):
+        if "flip" in names:
+            flip = generator.uniform([tf.shape(images)[0]]) < 0.5
+            images = tf.where(tf.reshape(flip, [-1, 1, 1, 1]), tf.reverse(images, [2]), images)
+            y = mirror_targets(y, flip, tf.cast(tf.shape(images)[2], tf.float32), targets)
+        if photometric is not None:
+            images = photometric(images)
+        return images, y
 
     return augment

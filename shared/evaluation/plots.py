@@ -44,3 +44,16 @@ def sample_predictions_png(images, true, pred, confidence, class_names, path, co
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def scatter_png(true, pred, path, title="Predicted vs true (test)"):
+    """Predicted against true values with the identity line."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    ax.scatter(true, pred, s=4, alpha=0.4)
+    low, high = float(min(np.min(true), np.min(pred))), float(max(np.max(true), np.max(pred)))
+    ax.plot([low, high], [low, high], color="grey", lw=1)
+    ax.set(xlabel="true", ylabel="predicted", title=title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -93,12 +93,27 @@ def compare(outputs, reference, tol: dict[str, float]) -> dict:
 
 
 def probability_parity(outputs: dict, reference: dict, fmt: str, quantize: str = "none") -> dict:
-    """Default parity: the one float output (class probabilities) by max |diff| and top-1."""
+    """Default parity: the one float output, class probabilities by max |diff| and top-1; a
+    value per example (`(N,)`, e.g. a regression score) by max |diff| relative to the largest
+    reference magnitude (at least 1)."""
     tol = tolerance(fmt, quantize)
     name = "probabilities" if "probabilities" in reference else next(iter(reference))
     if name not in outputs:
         return {"passed": False, "tolerance": tol, "error": f"output {name!r} missing"}
-    return {**compare(outputs[name], reference[name], tol), "tolerance": tol}
+    out, ref = np.asarray(outputs[name], np.float32), np.asarray(reference[name], np.float32)
+    if ref.ndim == 1:
+        scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+        out, ref = out.reshape(-1, 1) / scale, ref[:, None] / scale
+    return {**compare(out, ref, tol), "tolerance": tol}
+
+
+def _picklefree(x):
+    """`x` as an array `np.load` reads without pickle: strings become fixed-width UTF-8 bytes."""
+    x = np.asarray(x)
+    if x.dtype == object or x.dtype.kind == "U":
+        return np.asarray([v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in x.reshape(-1)],
+                          dtype=bytes).reshape(x.shape)
+    return x
 
 
 def _as_dict(x, name):
@@ -168,7 +183,7 @@ def run_savedmodel_subprocess(path, inputs, *, latency_runs: int = LATENCY_RUNS)
     with the subprocess stderr tail if it fails."""
     with tempfile.TemporaryDirectory(prefix="dlsuite-verify-") as tmp:
         tmp = Path(tmp)
-        np.savez(tmp / "inputs.npz", **{k: np.asarray(v) for k, v in inputs.items()})
+        np.savez(tmp / "inputs.npz", **{k: _picklefree(v) for k, v in inputs.items()})
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("PYTHONPATH", None)
         cmd = [sys.executable, "-I", "-c", _SAVEDMODEL_SCRIPT, os.fspath(Path(path).resolve()),

@@ -9,12 +9,15 @@ import keras
 import numpy as np
 
 from shared.errors import UserError
+from shared.tasks import end_to_end
 from shared.training import config as config_lib
 from shared.training import rundir
 from shared.training.optim import build_optimizer
 from shared.training.strategy import is_chief, resolve_strategy
 from shared.training.tensorboard import TensorBoardLogger
 from shared.training.trainer import Trainer, TrainingDiverged
+
+PREPROCESS_FILE = "preprocess.keras"
 
 
 def _select_run(app, task_name, config_dict, run_name):
@@ -81,6 +84,8 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         run.write_info(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                        strategy=type(strategy).__name__, replicas=strategy.num_replicas_in_sync,
                        data_info=data_info_dict(data.info))
+        if data.info.preprocess is not None:
+            save_model(data.info.preprocess, run.file(PREPROCESS_FILE))
     logger = TensorBoardLogger(run.logs) if chief else None
     trainer.logger = logger
     try:
@@ -149,10 +154,10 @@ def save_model(model, path):
         os.replace(f"{tmp}.keras", tmp)
 
 
-def load_model(run):
-    path = run.file("model.keras")
+def load_model(run, name="model.keras"):
+    path = run.file(name)
     if not os.path.isfile(path):
-        raise UserError(f"{run.path}: no trained model (model.keras) in this run directory")
+        raise UserError(f"{run.path}: no trained model ({name}) in this run directory")
     from shared import architectures
 
     architectures.names()  # registers every builder class with Keras before deserializing
@@ -160,6 +165,11 @@ def load_model(run):
         return keras.saving.load_model(path, compile=False)
     except Exception as e:  # a corrupt or foreign file
         raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+
+
+def load_preprocess(run):
+    """The run's saved `preprocess` model (e.g. its tokenizer), or None if it has none."""
+    return load_model(run, PREPROCESS_FILE) if os.path.isfile(run.file(PREPROCESS_FILE)) else None
 
 
 def read_metrics(run):
@@ -182,7 +192,7 @@ def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None,
     data = data or load_data(task, cfg)
     plots_dir = run.file("plots")
     os.makedirs(plots_dir, exist_ok=True)
-    test_metrics, plots = task.metrics(model, data.test, data.info, plots_dir)
+    test_metrics, plots = task.metrics(end_to_end(model, data.info), data.test, data.info, plots_dir)
     metrics = {**read_metrics(run), **(extra or {}), "test": test_metrics,
                "data": {"source": data.info.source, "num_train": data.info.num_train,
                         "num_val": data.info.num_val, "num_test": data.info.num_test}}
@@ -204,16 +214,31 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
 
     model = model or load_model(run)
     data = data or load_data(task, cfg)
-    serving = task.serving_model(model, data.info)
     calibration = take_inputs(data.train, 256) if "int8" in quantize else None
     heldout = take_inputs(data.test, 256)
     metrics = read_metrics(run)
-    try:
-        results = export_run(serving, run.path, formats=tuple(formats), quantize=tuple(quantize),
-                             representative_inputs=calibration, heldout_inputs=heldout, parity=task.parity)
-        failure = None
-    except ExportError as e:
-        results, failure = e.results, e
+    # TFLite has no kernels for string ops (tokenizers): with a preprocess model it carries the
+    # numeric core (e.g. token ids in), the tokenizer file beside it; SavedModel takes raw inputs.
+    preprocess = data.info.preprocess
+    parts = [(task.serving_model(model, data.info), [f for f in formats if preprocess is None or f != "tflite"],
+              calibration, heldout)]
+    if preprocess is not None and "tflite" in formats:
+        core = lambda x: None if x is None else np.asarray(preprocess(x))  # noqa: E731
+        parts.append((task.serving_model(model, data.info, raw=False), ["tflite"], core(calibration), core(heldout)))
+        from shared.data.text import write_vocabulary
+
+        write_vocabulary(preprocess, run.path)
+    results, failure = {}, None
+    for serving, part_formats, representative, inputs in parts:
+        if not part_formats:
+            continue
+        try:
+            results.update(export_run(serving, run.path, formats=tuple(part_formats), quantize=tuple(quantize),
+                                      representative_inputs=representative, heldout_inputs=inputs,
+                                      parity=task.parity))
+        except ExportError as e:
+            results.update(e.results)
+            failure = e
     metrics["exports"] = {**metrics.get("exports", {}), **results}
     _write_metrics(run, metrics)
     write_card(run, task, cfg, metrics, data.info)

@@ -83,19 +83,27 @@ class Trainer:
     def _train_dataset(self, epoch):
         ds = self.data.train.shuffle(
             min(self.data.info.num_train, 60000), seed=self.cfg.seed + epoch, reshuffle_each_iteration=False)
-        ds = self.batch(ds, self.global_batch, True)
+        ds = self._preprocessed(self.batch(ds, self.global_batch, True))
         if self.data.info.augment is not None:
             augment = self.data.info.augment
-            ds = ds.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.map(lambda x, y: (x, y, tf.ones(tf.shape(tf.nest.flatten(y)[0])[:1], tf.float32)))
         return self._distribute(ds)
+
+    def _preprocessed(self, ds):
+        """Batches of raw inputs through the data's `preprocess` model (e.g. a tokenizer), in
+        parallel in tf.data so the step never waits on it."""
+        preprocess = self.data.info.preprocess
+        if preprocess is None:
+            return ds
+        return ds.map(lambda x, y: (preprocess(x, training=False), y), num_parallel_calls=tf.data.AUTOTUNE)
 
     def _eval_dataset(self, ds, n):
         """Pads to whole global batches with zero-weight copies of the first example."""
         pad = (-n) % self.global_batch
         examples = ds.concatenate(ds.take(1).repeat(pad)) if pad else ds
         weights = tf.data.Dataset.from_tensor_slices(tf.concat([tf.ones([n]), tf.zeros([pad])], 0))
-        batched = tf.data.Dataset.zip((self.batch(examples, self.global_batch, True),
+        batched = tf.data.Dataset.zip((self._preprocessed(self.batch(examples, self.global_batch, True)),
                                        weights.batch(self.global_batch, drop_remainder=True)))
         return self._distribute(batched.map(lambda xy, w: (xy[0], xy[1], w))), (n + pad) // self.global_batch
 

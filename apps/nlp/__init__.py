@@ -1,0 +1,1 @@
+"""The NLP app (`dl-nlp`): text models that take raw strings."""

