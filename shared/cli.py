@@ -100,7 +100,8 @@ def app_main(app, tasks, argv=None):
     p = sub.add_parser("explain", help="heat maps of where an image classifier looks (Grad-CAM, IG)")
     p.add_argument("run_dir")
     p.add_argument("inputs", nargs="+")
-    p.add_argument("--method", default="gradcam", choices=("gradcam", "integrated_gradients"))
+    p.add_argument("--method", default=None, choices=("gradcam", "integrated_gradients"),
+                   help="images: gradcam (default) or integrated_gradients; text: integrated_gradients")
     p.add_argument("--layer", default=None, help="Grad-CAM target layer (default: the last conv layer)")
     p.add_argument("--out", metavar="DIR", default="explanations", help="where the overlay PNGs go")
     p.add_argument("--json", action="store_true", help="print JSON lines")
@@ -189,14 +190,18 @@ def _predict(run, task, info, inputs, as_json, out_dir=None):
 
 
 def _explain(run, task, info, args):
-    """Grad-CAM / integrated-gradients overlays for a classifier run's predictions."""
+    """Grad-CAM / integrated-gradients overlays for a classifier run's predictions, or
+    per-token integrated gradients for a text run."""
     import numpy as np
 
     from shared.explain import explain, overlay_png
     from shared.training.engine import load_model
 
+    if info is not None and info.input_dtype == "string" and info.preprocess is not None:
+        return _explain_text(run, info, args)
     if info is None or len(info.input_shape) != 3 or task.serving is not None:
-        raise UserError(f"{run.path}: explain works on image classifier runs; this is a {run.task} run")
+        raise UserError(f"{run.path}: explain works on image classifier and text runs; this is a {run.task} run")
+    args.method = args.method or "gradcam"
     images = np.stack([task.load_input(path, info) for path in args.inputs])
     results = explain(load_model(run), images, method=args.method, layer=args.layer)
     os.makedirs(args.out, exist_ok=True)
@@ -208,6 +213,34 @@ def _explain(run, task, info, args):
         row = {"input": path, "label": label, "class_index": r["class_index"], "peak": r["peak"],
                "path": str(written), **({"layer": r["layer"]} if "layer" in r else {})}
         print(json.dumps(row) if args.json else f"{path}: {label}, peak at {tuple(r['peak'])} -> {written}")
+
+
+def _explain_text(run, info, args):
+    """Integrated gradients per token: coloured words on a terminal, or JSON lines."""
+    import numpy as np
+
+    from shared.data.text import vocabulary
+    from shared.explain.tokens import colour_tokens, token_integrated_gradients
+    from shared.training.engine import load_model
+
+    if args.method == "gradcam" or args.layer:
+        raise UserError("text runs are explained with integrated gradients only (no --method gradcam, --layer)")
+    ids = np.asarray(info.preprocess(np.array([t.encode("utf-8") for t in args.inputs], dtype=object)))
+    attributions, classes, at_text, at_baseline = token_integrated_gradients(load_model(run), ids)
+    words = vocabulary(info.preprocess)
+    for k, text in enumerate(args.inputs):
+        keep = ids[k] != 0
+        tokens = [[words[i], round(float(a), 6)] for i, a in zip(ids[k][keep], attributions[k][keep])]
+        label = info.class_names[classes[k]] if classes is not None else None
+        row = {"input": text, **({"label": label, "class_index": int(classes[k])} if label else {}),
+               "output": float(at_text[k]), "baseline_output": float(at_baseline[k]), "tokens": tokens}
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            what = f"{label} ({at_text[k]:.3f})" if label else f"score {at_text[k]:+.3f}"
+            shown = (colour_tokens(*zip(*tokens)) if tokens and sys.stdout.isatty()
+                     else " ".join(f"{t}[{a:+.3f}]" for t, a in tokens))
+            print(f"{what}: {shown}")
 
 
 # --- dlsuite ---------------------------------------------------------------

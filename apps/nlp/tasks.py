@@ -14,6 +14,18 @@ from shared.training.config import TrainConfig
 TASKS = task_registry("nlp")
 
 
+def sentiment_report(model, ds, info, plots_dir):
+    """`text_report`; on `--data vader` also the VADER analyser on the same test sentences."""
+    result, plots = text_report(model, ds, info, plots_dir)
+    if info.extra.get("vader_peer"):
+        from apps.nlp.peers import vader_peer
+        from shared.evaluation.predict import take_examples
+
+        texts, targets = take_examples(ds, info.num_test)
+        result["peer_vader"] = vader_peer(texts, targets, info.extra.get("test_groups"), not info.class_names)
+    return result, plots
+
+
 @dataclass
 class SentimentConfig(TrainConfig):
     """Sentence sentiment. `--data vader | sms_spam | csv:PATH | tfds:NAME`; `--target polarity | score`."""
@@ -60,7 +72,7 @@ def sentiment():
         loss=lambda cfg, info: (keras.losses.SparseCategoricalCrossentropy(reduction=None) if info.class_names
                                 else squared_error),
         step_metrics={"accuracy": accuracy_or_sign},
-        metrics=text_report,
+        metrics=sentiment_report,
         decode=decode_text_outputs,
         load_input=load_text,
         monitor="val_loss",

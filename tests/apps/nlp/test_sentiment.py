@@ -1,0 +1,113 @@
+"""`dl-nlp train sentiment` learns on the real VADER sentences; its exports take raw strings."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import error_line, run_command
+
+# Plain TensorFlow in a fresh interpreter (no dlsuite, no tensorflow-text): what a user has.
+PLAIN_TF = r"""
+import json, sys
+import tensorflow as tf
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+inputs = {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_input_signature[1].items()}
+outputs = {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_outputs.items()}
+texts = json.loads(sys.argv[2])
+result = {k: v.numpy().tolist() for k, v in fn(text=tf.constant(texts)).items()}
+print(json.dumps({"inputs": inputs, "outputs": outputs, "result": result}))
+"""
+
+
+def _plain_tf(saved_model, texts):
+    out = subprocess.run([sys.executable, "-I", "-c", PLAIN_TF, str(saved_model), json.dumps(texts)],
+                         capture_output=True, text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def nlp_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("nlp")
+
+
+@pytest.fixture(scope="module")
+def vader_run(nlp_home):
+    result = run_command(["dl-nlp", "train", "sentiment", "--run-name", "vader", "--quiet", "--epochs", "3",
+                          "--max-train-examples", "8000", "--export", "savedmodel"], nlp_home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return nlp_home / "saved_models" / "nlp" / "sentiment" / "vader"
+
+
+def test_sentiment_learns_on_vader_and_reports_per_source(vader_run):
+    metrics = json.loads((vader_run / "metrics.json").read_text())
+    history = json.loads((vader_run / "history.json").read_text())
+    test = metrics["test"]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert test["accuracy"] > 0.68, test["accuracy"]  # majority class: 0.54
+    assert test["roc_auc"] > 0.75, test["roc_auc"]
+    assert set(test["per_group_accuracy"]) == {"tweets", "movie_reviews", "amazon", "nyt_editorials"}
+    assert len(test["confusion_matrix"]) == 2 and (vader_run / "plots" / "confusion_matrix.png").is_file()
+    peer = test["peer_vader"]  # the rule-based analyser on the same sentences
+    assert 0.6 < peer["accuracy"] < 0.95 and set(peer["per_group_accuracy"]) == set(test["per_group_accuracy"])
+
+
+def test_savedmodel_takes_raw_strings_with_plain_tensorflow(vader_run, nlp_home):
+    texts = ["What a wonderful, moving film.", "Terrible, boring and far too long.", "", "日本語 ünïcode 😀"]
+    out = _plain_tf(vader_run / "saved_model", texts)
+    assert out["inputs"] == {"text": ["string", [None]]}
+    assert out["outputs"] == {"probabilities": ["float32", [None, 2]]}
+    probs = out["result"]["probabilities"]
+    assert len(probs) == 4 and all(abs(sum(p) - 1) < 1e-5 for p in probs)
+    assert probs[0][1] > 0.5 > probs[1][1]  # (negative, positive)
+    predicted = run_command(["dl-nlp", "predict", vader_run, *texts[:2], "--json"], nlp_home)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    lines = [json.loads(l) for l in predicted.stdout.splitlines()]
+    assert [l["label"] for l in lines] == ["positive", "negative"]
+    for line, p in zip(lines, probs):  # Keras and the SavedModel agree
+        assert abs(line["top"][0][1] - max(p)) < 1e-5
+
+
+def test_score_regression_exports_a_score(nlp_home):
+    result = run_command(["dl-nlp", "train", "sentiment", "--tiny", "--target", "score", "--run-name", "score",
+                          "--quiet", "--export", "savedmodel,tflite"], nlp_home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = nlp_home / "saved_models" / "nlp" / "sentiment" / "score"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"pearson_r", "mae", "sign_accuracy"} <= set(metrics["test"])
+    assert all(r["passed"] for r in metrics["exports"].values())
+    out = _plain_tf(run / "saved_model", ["good", "bad"])
+    assert out["outputs"] == {"score": ["float32", [None]]} and len(out["result"]["score"]) == 2
+    vocabulary = (run / "vocabulary.txt").read_text().splitlines()  # the TFLite core's token ids
+    assert vocabulary[:2] == ["", "[UNK]"]
+
+
+@pytest.mark.parametrize("content, flags, expected", [
+    ("text,stars\ngood,1\n", ["--label-column", "label"],
+     "--label-column label: no such column in {path} (columns: text, stars)"),
+    ("text,label\ngood,1\n  ,0\n", [], "{path} line 3: empty text in column 'text'"),
+    ("text,label\ngood,1\nfine,1\n", [], "--label-column label: {path} has a single class ('1'); need two or more"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", [], "--data csv:{path}: not UTF-8 text (byte 0); is it a binary file?"),
+])
+def test_csv_mistakes_print_one_line(tmp_path, content, flags, expected):
+    path, home = tmp_path / "data.csv", tmp_path / "home"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = run_command(["dl-nlp", "train", "sentiment", "--tiny", "--data", f"csv:{path}", *flags], home)
+    assert error_line(result) == "dl-nlp: error: " + expected.format(path=path)
+    assert not (home / "saved_models").exists() or not any((home / "saved_models").rglob("run.json"))
+
+
+def test_explain_attributes_the_prediction_to_words(vader_run, nlp_home):
+    result = run_command(["dl-nlp", "explain", vader_run, "a wonderful and moving film", "dull and awful", "--json"],
+                         nlp_home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    good, bad = [json.loads(l) for l in result.stdout.splitlines()]
+    assert (good["label"], bad["label"]) == ("positive", "negative")
+    assert [t for t, _ in good["tokens"]] == ["a", "wonderful", "and", "moving", "film"]
+    for row in (good, bad):  # completeness: the attributions add up to output - baseline output
+        total = sum(a for _, a in row["tokens"])
+        assert abs(total - (row["output"] - row["baseline_output"])) < 0.02, row
+    assert max(good["tokens"], key=lambda t: t[1])[0] == "wonderful"
+    assert max(bad["tokens"], key=lambda t: t[1])[0] == "awful"
