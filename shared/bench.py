@@ -4,7 +4,8 @@ Both train the keras-io "Simple MNIST convnet" on the same Fashion-MNIST example
 fresh subprocess, alternating over `rounds`; throughput is the best examples/s over the
 epochs after the first (tracing) — the best is the least disturbed by a noisy machine.
 The suite process also measures how much of its step time waits on input (a real epoch vs
-the same steps fed from one cached batch) and compares float SavedModel with int8 TFLite.
+the same steps fed from one cached batch) and compares float SavedModel with int8 TFLite;
+a third process does the input-wait measurement for text (the word tokenizer in tf.data).
 """
 
 import json
@@ -49,54 +50,61 @@ def _plain_keras(examples, epochs, batch_size):
     return {"examples_per_second": [steps * batch_size / t for t in times]}
 
 
-def _suite(examples, epochs, batch_size):
-    """The same model and data through the suite's engine (one-device strategy)."""
-    import numpy as np
-    import tensorflow as tf
-
-    from apps.vision.tasks import TASKS, ClassifyConfig
-    from shared.evaluation.predict import take_inputs
-    from shared.export import export_run
+def _fit(task, cfg, directory, cache=False):
+    """`(trainer, history, data, model)`: `cfg` trained through the suite's own Trainer."""
     from shared.training import engine
     from shared.training.optim import build_optimizer
     from shared.training.strategy import resolve_strategy
     from shared.training.trainer import Trainer
 
-    task = TASKS.get("classify")()
+    strategy = resolve_strategy(cfg.distribution)
+    data = engine.load_data(task, cfg)
+    if cache:
+        data.train = data.train.cache()
+    with strategy.scope():
+        model = task.model(cfg, data.info)
+        optimizer = build_optimizer(cfg, data.info.num_train // cfg.batch_size)
+    trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
+                      loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
+                      checkpoint_dir=directory, monitor=task.monitor, verbose=False)
+    return trainer, trainer.fit(), data, model
+
+
+def _suite(examples, epochs, batch_size):
+    """The same model and data through the suite's engine (one-device strategy)."""
+    from apps.vision.tasks import TASKS, ClassifyConfig
+    from shared.evaluation.predict import take_inputs
+    from shared.export import export_run
+
     cfg = ClassifyConfig(model="simple_cnn", augment="none", lr_schedule="constant", learning_rate=1e-3,
                          epochs=epochs, batch_size=batch_size, max_train_examples=examples,
                          validation_split=0.05, early_stopping_patience=0, distribution="one_device")
-    strategy = resolve_strategy(cfg.distribution)
-    data = engine.load_data(task, cfg)
-    data.train = data.train.cache()
-    with strategy.scope():
-        model = task.model(cfg, data.info)
-        optimizer = build_optimizer(cfg, data.info.num_train // batch_size)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
-                          loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
-                          checkpoint_dir=tmp, monitor=task.monitor, verbose=False)
-        history = trainer.fit()
-        steps = trainer.steps_per_epoch
-        real = trainer._train_dataset(0)
-        t0 = time.perf_counter()
-        trainer._run(trainer._train_fn, iter(real), steps)
-        real_seconds = time.perf_counter() - t0
-        batch = next(iter(data.train.batch(batch_size, drop_remainder=True)))
-        cached = tf.data.Dataset.from_tensors(batch).repeat(steps).map(
-            lambda x, y: (x, y, tf.ones(tf.shape(y)[:1], tf.float32)))
-        t0 = time.perf_counter()
-        trainer._run(trainer._train_fn, iter(trainer._distribute(cached)), steps)
-        compute_seconds = time.perf_counter() - t0
+        trainer, history, data, model = _fit(TASKS.get("classify")(), cfg, tmp, cache=True)
+        wait, real_seconds, compute_seconds = trainer.input_wait_share()
         exports = export_run(model, tmp, formats=("savedmodel", "tflite"), quantize=("int8",),
                              representative_inputs=take_inputs(data.train, 256),
                              heldout_inputs=take_inputs(data.test, 256))
     return {"examples_per_second": [r["examples_per_second"] for r in history],
             "val_accuracy": history[-1].get("val_accuracy"),
-            "input_wait_share": max(0.0, 1 - compute_seconds / real_seconds),
+            "input_wait_share": wait,
             "pipeline_epoch_seconds": real_seconds, "compute_only_epoch_seconds": compute_seconds,
             "exports": {k: {m: v[m] for m in ("size_bytes", "latency_ms_batch1", "top1_agreement", "passed")}
                         for k, v in exports.items()}}
+
+
+def _text(examples, epochs, batch_size):
+    """The default sentiment pipeline (strings -> word tokenizer in tf.data -> text_cnn): after
+    `epochs` epochs, the share of an epoch spent waiting on tokenized input."""
+    from apps.nlp.tasks import TASKS, SentimentConfig
+
+    cfg = SentimentConfig(epochs=epochs, batch_size=batch_size, max_train_examples=examples,
+                          early_stopping_patience=0, distribution="one_device")
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer, history, _, _ = _fit(TASKS.get("sentiment")(), cfg, tmp)
+        wait, pipeline, compute = trainer.input_wait_share()
+    return {"examples_per_second": [r["examples_per_second"] for r in history], "input_wait_share": wait,
+            "pipeline_epoch_seconds": pipeline, "compute_only_epoch_seconds": compute, "model": cfg.model}
 
 
 def _child(kind, examples, epochs, batch_size):
@@ -117,6 +125,7 @@ def bench(epochs=3, examples=20000, batch_size=128, rounds=2):
         plain_speeds += plain["examples_per_second"][1:]
         suite_speeds += suite["examples_per_second"][1:]
     p, s = max(plain_speeds), max(suite_speeds)
+    text = _child("text", min(examples, 16000), 1, 64)
     sm, tl = suite["exports"]["savedmodel"], suite["exports"]["tflite_int8"]
     result = {"plain_keras_examples_per_second": p, "suite_examples_per_second": s, "ratio_suite_over_plain": s / p,
               "input_wait_share": suite["input_wait_share"],
@@ -124,7 +133,8 @@ def bench(epochs=3, examples=20000, batch_size=128, rounds=2):
               "size_ratio_int8_over_savedmodel": tl["size_bytes"] / sm["size_bytes"],
               "savedmodel_latency_ms": sm["latency_ms_batch1"], "tflite_int8_latency_ms": tl["latency_ms_batch1"],
               "latency_ratio_int8_over_savedmodel": tl["latency_ms_batch1"] / sm["latency_ms_batch1"],
-              "int8_top1_agreement": tl["top1_agreement"]}
+              "int8_top1_agreement": tl["top1_agreement"],
+              "text_examples_per_second": text["examples_per_second"][-1], "text_input_wait_share": text["input_wait_share"]}
     print(f"Training throughput, keras-io simple convnet, {examples} Fashion-MNIST examples, batch {batch_size},"
           f" best of epochs 2..{epochs} over {rounds} alternating rounds:")
     print(f"  plain Keras model.fit  {p:10.0f} examples/s")
@@ -135,10 +145,13 @@ def bench(epochs=3, examples=20000, batch_size=128, rounds=2):
     print(f"  int8 TFLite       {tl['size_bytes'] / 1e3:9.1f} kB  batch-1 {tl['latency_ms_batch1']:.3f} ms  "
           f"(size x{result['size_ratio_int8_over_savedmodel']:.3f}, latency x{result['latency_ratio_int8_over_savedmodel']:.3f},"
           f" top-1 agreement {tl['top1_agreement']:.4f})")
+    print(f"Text pipeline (sentiment: strings -> word tokenizer in tf.data -> {text['model']}, batch 64):")
+    print(f"  {text['examples_per_second'][-1]:10.0f} examples/s, input wait "
+          f"{100 * text['input_wait_share']:.1f}% of the step time")
     print(json.dumps(result))
     return result
 
 
 if __name__ == "__main__":
     kind, examples, epochs, batch_size = sys.argv[1], *map(int, sys.argv[2:5])
-    print(json.dumps((_plain_keras if kind == "plain" else _suite)(examples, epochs, batch_size)))
+    print(json.dumps({"plain": _plain_keras, "suite": _suite, "text": _text}[kind](examples, epochs, batch_size)))

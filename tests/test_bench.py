@@ -13,4 +13,6 @@ def test_bench_reports_both_sides_and_exports(capsys):
     assert 0.0 <= result["input_wait_share"] < 1.0
     assert result["tflite_int8_bytes"] < 0.5 * result["savedmodel_bytes"]
     assert result["int8_top1_agreement"] >= 0.95
-    assert "plain Keras model.fit" in capsys.readouterr().out
+    assert 0.0 <= result["text_input_wait_share"] < 1.0 and result["text_examples_per_second"] > 0
+    out = capsys.readouterr().out
+    assert "plain Keras model.fit" in out and "Text pipeline" in out

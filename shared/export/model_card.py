@@ -67,7 +67,7 @@ def _flat_metrics(metrics: dict, prefix: str = "") -> dict:
     return out
 
 
-def _exports_table(exports: dict) -> list[str]:
+def _exports_table(exports: dict, run_dir: Path | None = None) -> list[str]:
     if not exports:
         return ["_no exports_", ""]
     lines = ["| artifact | file | quantize | size | parity vs Keras | tolerance | "
@@ -90,6 +90,15 @@ def _exports_table(exports: dict) -> list[str]:
         describe = lambda t: f"`{t['name']}` {t['dtype']} {t['shape']}"  # noqa: E731
         lines += [f"Signature `serving_default`: ({', '.join(describe(t) for t in signature['inputs'])}) -> "
                   f"{{{', '.join(describe(t) for t in signature['outputs'])}}}", ""]
+    core = next((r for r in exports.values() if r.get("inputs") and r.get("format") == "tflite"), None)
+    if core and signature and [t["name"] for t in core["inputs"]] != [t["name"] for t in signature["inputs"]]:
+        describe = lambda t: f"`{t['name']}` {t['dtype']} {t['shape']}"  # noqa: E731
+        lines += [f"TFLite signature `serving_default`: ({', '.join(describe(t) for t in core['inputs'])}) -> "
+                  f"{{{', '.join(describe(t) for t in core['outputs'])}}}. The preprocessing uses string ops "
+                  "without TFLite kernels, so the TFLite files carry the numeric core."
+                  + (" Token ids come from `vocabulary.txt` beside them (id = line number; lower-cased words, "
+                     "punctuation stripped, whitespace split; 0 = padding, 1 = unknown word)."
+                     if run_dir is not None and (run_dir / "vocabulary.txt").is_file() else ""), ""]
     int8 = [r for r in exports.values() if r.get("quantize") == "int8" and r.get("output_quantization")]
     notes = ["All exports take the raw input (uint8 images for vision models); preprocessing and "
              "post-processing are inside the exported graph. Parity is measured against the Keras "
@@ -131,7 +140,7 @@ def write_model_card(
     lines += ["## Data", ""] + _table(data, "field", "value")
     lines += ["## Training config", ""] + _table(config, "option", "value")
     lines += ["## Evaluation metrics", ""] + _table(_flat_metrics(metrics), "metric", "value")
-    lines += ["## Exports", ""] + _exports_table(exports)
+    lines += ["## Exports", ""] + _exports_table(exports, run_dir)
     lims = list(limitations or []) + [
         "Metrics hold for data like the evaluation set above; expect lower quality on other "
         "distributions (other cameras, lighting, languages, demographics, sensors).",

@@ -81,6 +81,10 @@ class Trainer:
             ds.with_options(options).prefetch(tf.data.AUTOTUNE))
 
     def _train_dataset(self, epoch):
+        return self._distribute(self._train_batches(epoch))
+
+    def _train_batches(self, epoch):
+        """The epoch's (x, y, weight) training batches, shuffled, preprocessed and augmented."""
         ds = self.data.train.shuffle(
             min(self.data.info.num_train, 60000), seed=self.cfg.seed + epoch, reshuffle_each_iteration=False)
         ds = self._preprocessed(self.batch(ds, self.global_batch, True))
@@ -88,7 +92,24 @@ class Trainer:
             augment = self.data.info.augment
             ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.map(lambda x, y: (x, y, tf.ones(tf.shape(tf.nest.flatten(y)[0])[:1], tf.float32)))
-        return self._distribute(ds)
+        return ds
+
+    def input_wait_share(self, epoch=0):
+        """How much of a training epoch waits on input: `(share, pipeline seconds, compute
+        seconds)`, the real pipeline timed against the same steps fed one prepared batch over
+        and over. (It trains: measure on a copy or before the real run.)"""
+        import time
+
+        steps = self.steps_per_epoch
+        t0 = time.perf_counter()
+        self._run(self._train_fn, iter(self._train_dataset(epoch)), steps)
+        pipeline = time.perf_counter() - t0
+        batch = next(iter(self._train_batches(epoch)))
+        cached = tf.data.Dataset.from_tensors(batch).repeat(steps)
+        t0 = time.perf_counter()
+        self._run(self._train_fn, iter(self._distribute(cached)), steps)
+        compute = time.perf_counter() - t0
+        return max(0.0, 1 - compute / pipeline), pipeline, compute
 
     def _preprocessed(self, ds):
         """Batches of raw inputs through the data's `preprocess` model (e.g. a tokenizer), in
