@@ -26,6 +26,15 @@ def error_line(result):
     return lines[0]
 
 
+def store_tfds(name, features, splits, data_dir):
+    """Writes a small TFDS dataset `name` (splits of example dicts) into `data_dir`."""
+    import tensorflow_datasets as tfds
+
+    tfds.dataset_builders.store_as_tfds_dataset(
+        name=name, version="1.0.0", features=features, data_dir=str(data_dir),
+        split_datasets={split: list(enumerate(examples)) for split, examples in splits.items()})
+
+
 @pytest.fixture
 def home(tmp_path):
     return tmp_path / "home"

@@ -53,3 +53,31 @@ def test_config_errors_are_one_line():
         SentimentConfig(target="stars").validate()
     with pytest.raises(UserError, match="--data: expected vader, sms_spam, csv:PATH or tfds:NAME"):
         load_texts(SentimentConfig(data="imdb"))
+
+
+def test_local_tfds_text_datasets_imdb_and_sst2_shapes(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from apps.nlp.data import build_sentiment_data
+    from tests.conftest import store_tfds
+
+    imdb = tfds.features.FeaturesDict({"text": tfds.features.Text(),
+                                       "label": tfds.features.ClassLabel(names=["neg", "pos"])})
+    reviews = lambda n: [{"text": f"review {i} {'great' if i % 2 else 'bad'}", "label": i % 2} for i in range(n)]  # noqa: E731
+    store_tfds("tiny_imdb", imdb, {"train": reviews(40), "test": reviews(10)}, tmp_path)
+    data = build_sentiment_data(SentimentConfig(data="tfds:tiny_imdb", data_dir=str(tmp_path)))
+    assert data.info.class_names == ("neg", "pos") and (data.info.num_train, data.info.num_val) == (36, 4)
+    assert data.info.num_test == 10
+    text, label = next(iter(data.test))
+    assert text.dtype.name == "string" and int(label) in (0, 1)
+
+    sst2 = tfds.features.FeaturesDict({"idx": tfds.features.Scalar(dtype=np.int32), "sentence": tfds.features.Text(),
+                                       "label": tfds.features.ClassLabel(num_classes=2)})
+    rows = lambda n, label=None: [{"idx": i, "sentence": f"s {i}", "label": i % 2 if label is None else label}  # noqa: E731
+                                  for i in range(n)]
+    store_tfds("tiny_sst2", sst2, {"train": rows(30), "validation": rows(8), "test": rows(5, -1)}, tmp_path)
+    data = build_sentiment_data(SentimentConfig(data="tfds:tiny_sst2", data_dir=str(tmp_path)))
+    assert data.info.num_test == 8  # GLUE's test labels are -1: validation is the test split
+    assert data.info.class_names == ("0", "1")
+    with pytest.raises(UserError, match=r"^--data tfds:not_here --data-dir .*: cannot load a prepared dataset"):
+        build_sentiment_data(SentimentConfig(data="tfds:not_here", data_dir=str(tmp_path)))

@@ -13,6 +13,7 @@ from apps.vision.data import FASHION_MNIST_CLASSES, build_classify_data, scenes1
 from apps.vision.detection_data import build_detect_data, build_segment_data
 from apps.vision.scenes import load_scenes
 from shared.errors import UserError
+from tests.conftest import store_tfds
 
 
 @pytest.fixture(autouse=True)
@@ -177,14 +178,6 @@ def test_mask_folder_user_errors(tmp_path):
 
 
 # ----------------------------------------------------------------------------- local TFDS
-
-def store_tfds(name, features, splits, data_dir):
-    import tensorflow_datasets as tfds
-
-    tfds.dataset_builders.store_as_tfds_dataset(
-        name=name, version="1.0.0", features=features, data_dir=str(data_dir),
-        split_datasets={split: list(enumerate(examples)) for split, examples in splits.items()})
-
 
 def test_detect_on_a_local_voc_like_tfds_dataset(tmp_path):
     import tensorflow_datasets as tfds
