@@ -110,7 +110,10 @@ class TransformerEncoderClassifier(ArgsConfig, keras.Model):
         x, mask = apply_token_embedding(token_ids, vocabulary_size, sequence_length, hidden_dim, p)
         x = keras.layers.Dropout(dropout, name=f"{p}_embedding_dropout")(x)
         x = apply_encoder_stack(x, mask, num_layers, num_heads, intermediate_dim, dropout, f"{p}_encoder")
-        x = keras.layers.GlobalAveragePooling1D(name=f"{p}_pool")(x, mask=mask)
+        # Mean over the non-padding steps; an all-padding row (an empty text) pools to zeros,
+        # where GlobalAveragePooling1D(mask=…) would divide 0 by 0 (NaN loss, measured).
+        weights = keras.ops.cast(keras.ops.expand_dims(mask, -1), x.dtype)
+        x = keras.ops.sum(x * weights, axis=1) / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
         x = keras.layers.Dropout(dropout, name=f"{p}_head_dropout")(x)
         outputs = keras.layers.Dense(num_classes, activation=head_activation, dtype="float32",
                                      name=f"{p}_head")(x)

@@ -47,12 +47,13 @@ def as_serving_model(model: "keras.Model", input_name: str = DEFAULT_INPUT_NAME,
     return keras.Model(inputs, {output_name: model(inputs)}, name=f"{model.name}_serving")
 
 
-def input_specs(model: "keras.Model") -> list["tf.TensorSpec"]:
-    """The serving model's raw-input ``TensorSpec``s (batch ``None``), named as its inputs."""
+def input_specs(model: "keras.Model", batch_size: int | None = None) -> list["tf.TensorSpec"]:
+    """The serving model's raw-input ``TensorSpec``s (batch ``batch_size``, default any),
+    named as its inputs."""
     import tensorflow as tf
 
     model = as_serving_model(model)
-    return [tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.as_dtype(x.dtype), name=x.name)
+    return [tf.TensorSpec((batch_size,) + tuple(x.shape[1:]), tf.as_dtype(x.dtype), name=x.name)
             for x in model.inputs]
 
 
@@ -64,17 +65,17 @@ def input_spec(model: "keras.Model") -> "tf.TensorSpec":
     return specs[0]
 
 
-def export_savedmodel(model: "keras.Model", path: str | os.PathLike) -> Path:
+def export_savedmodel(model: "keras.Model", path: str | os.PathLike, batch_size: int | None = None) -> Path:
     """Write the serving model of ``model`` as a TF SavedModel at ``path`` (a directory; not
     atomic by itself — use :func:`shared.export.export_run`).
 
-    The ``serving_default`` signature takes the serving model's named inputs and returns
-    its dict of named outputs.
+    The ``serving_default`` signature takes the serving model's named inputs (any batch
+    size, or exactly ``batch_size``) and returns its dict of named outputs.
     """
     import keras
 
     serving = as_serving_model(model)
-    specs = input_specs(serving)
+    specs = input_specs(serving, batch_size)
 
     def serve(*args):  # the signature's arguments are named by the specs
         return serving(args[0] if len(args) == 1 else list(args), training=False)

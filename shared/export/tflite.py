@@ -171,11 +171,20 @@ def export_tflite(
     check_quantize(quantize)
     if quantize == "int8":
         _calibration_set(model, representative_inputs)  # fail fast, before exporting
-    if saved_model_dir is not None:
-        content = convert_saved_model(saved_model_dir, quantize, representative_inputs, model=model)
-    else:
+    try:
+        if saved_model_dir is not None:
+            content = convert_saved_model(saved_model_dir, quantize, representative_inputs, model=model)
+        else:
+            with tempfile.TemporaryDirectory(prefix="dlsuite-tflite-") as tmp:
+                sm = export_savedmodel(model, Path(tmp) / "saved_model")
+                content = convert_saved_model(sm, quantize, representative_inputs, model=model)
+    except Exception as e:
+        if "TensorListReserve" not in str(e):
+            raise
+        # Keras RNNs (masked LSTM/GRU) lower to TensorList ops that TFLite builtins only take
+        # with a static element shape: convert at batch 1 (LiteRT runs one example per call).
         with tempfile.TemporaryDirectory(prefix="dlsuite-tflite-") as tmp:
-            sm = export_savedmodel(model, Path(tmp) / "saved_model")
+            sm = export_savedmodel(model, Path(tmp) / "saved_model", batch_size=1)
             content = convert_saved_model(sm, quantize, representative_inputs, model=model)
     Path(path).write_bytes(content)
     return Path(path)

@@ -259,6 +259,8 @@ def run_tflite(path_or_bytes, inputs, *, chunk: int = TFLITE_CHUNK, interpreter=
     details_in, details_out = _signature_details(it)
     runner = it.get_signature_runner("serving_default")
     x = _match_inputs(details_in, _as_dict(inputs, input_name))
+    if any(d["shape_signature"][0] == 1 for d in details_in.values()):
+        chunk = 1  # converted at a fixed batch of 1 (recurrent layers)
     outs = {}
     for i in range(0, _count(x), chunk):
         res = runner(**{k: v[i:i + chunk] for k, v in x.items()})

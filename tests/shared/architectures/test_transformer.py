@@ -133,3 +133,11 @@ def test_variants_round_trip():
 def test_invalid_arguments(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def test_classifier_on_an_all_padding_row_is_finite():
+    """An empty text tokenizes to all padding; the masked mean must not divide 0 by 0."""
+    keras.utils.set_random_seed(0)
+    model = TransformerEncoderClassifier(vocabulary_size=20, sequence_length=8, num_classes=2, dropout=0.0, **TINY)
+    out = np.asarray(model(np.zeros((2, 6), "int32")))
+    assert np.isfinite(out).all() and np.allclose(out.sum(-1), 1.0)

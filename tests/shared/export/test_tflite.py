@@ -73,3 +73,20 @@ def test_export_tflite_direct_without_savedmodel(classifier, fashion, tmp_path):
     x = fashion[2][:5]
     np.testing.assert_allclose(run_tflite(path, x)["probabilities"], np.asarray(classifier(x)), atol=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]  # temp SavedModel cleaned up
+
+
+def test_masked_bidirectional_lstm_converts_at_batch_one(tmp_path):
+    """Keras's masked LSTM lowers to TensorList ops TFLite only takes with a static shape."""
+    import keras
+
+    from shared import architectures
+    from shared.export.verify import run_tflite
+
+    keras.utils.set_random_seed(0)
+    net = architectures.build("bilstm_classifier", vocabulary_size=30, units=(4,), embedding_dim=4)
+    tokens = keras.Input(shape=(8,), dtype="int32", name="token_ids")
+    model = keras.Model(tokens, net(tokens))
+    ids = np.array([[3, 5, 7, 0, 0, 0, 0, 0], [9, 8, 7, 6, 5, 4, 3, 2], [1, 0, 0, 0, 0, 0, 0, 0]], np.int32)
+    path = export_tflite(model, tmp_path / "m.tflite")
+    out = run_tflite(path, {"token_ids": ids})["probabilities"]
+    np.testing.assert_allclose(out, np.asarray(model(ids)), atol=1e-5)
