@@ -22,7 +22,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def config(**overrides):
-    fields = dict(data="scenes", data_dir="", images="", download=False, image_size=128, num_scenes=40,
+    fields = dict(data="scenes", data_dir="", images="", download=False, augment="none", image_size=128, num_scenes=40,
                   num_test_scenes=12, seed=0, validation_split=0.1)
     return SimpleNamespace(**{**fields, **overrides})
 

@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 
 from shared.architectures.text_cnn import TextCNN
-from tests.shared.architectures.harness import run_builder_test
 
 TOKENS = np.array([[5, 3, 8, 0, 0, 0], [2, 9, 4, 7, 1, 6]], dtype="int32")
 TINY = dict(vocabulary_size=20, embedding_dim=8, kernel_sizes=(2, 3), filters=4, dropout=0.0)
 
 
-def test_text_cnn_builder():
-    run_builder_test(TextCNN, dict(num_classes=3, **TINY), TOKENS, (2, 3), y=np.array([0, 2]),
-                     loss=keras.losses.SparseCategoricalCrossentropy())
+SPECS = {  # run through run_builder_test by test_registry
+    "text_cnn": lambda: dict(init_kwargs=dict(num_classes=3, **TINY), x=TOKENS, expected_output_shape=(2, 3),
+                             y=np.array([0, 2]), loss=keras.losses.SparseCategoricalCrossentropy()),
+}
 
 
 def test_padding_never_changes_the_output_and_regression_head_is_linear():
