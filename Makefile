@@ -3,16 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+FORTUNES := /usr/share/games/fortunes/fortunes
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup demo test bench clean
 
-setup: $(VENV)/.installed $(FMNIST)
+setup: $(VENV)/.installed $(FMNIST) $(FORTUNES)
 
-$(FMNIST):
-	@command -v apt-get >/dev/null || { echo "apt-get not found: install Debian's dataset-fashion-mnist by hand"; exit 1; }
+# Debian data: Fashion-MNIST (vision), fortunes (English text for language models).
+$(FMNIST) $(FORTUNES):
+	@command -v apt-get >/dev/null || { echo "apt-get not found: install Debian's dataset-fashion-mnist and fortunes by hand"; exit 1; }
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist fortunes
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

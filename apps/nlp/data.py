@@ -207,6 +207,31 @@ def _tfds_splits(name, cfg):
     return out, names, f"TFDS {name} ({cfg.data_dir or '~/tensorflow_datasets'})"
 
 
+def pretrained_run(cfg):
+    """The `--init-from` run (an nlp `pretrain` run with the same --model), or a one-line error."""
+    from shared.training.rundir import open_run
+
+    run = open_run(cfg.init_from)
+    if (run.app, run.task) != ("nlp", "pretrain"):
+        raise UserError(f"--init-from {cfg.init_from}: a {run.app} {run.task} run, not an nlp pretrain run")
+    model = (run.read_config() or {}).get("model")
+    if model != cfg.model:
+        raise UserError(f"--init-from {cfg.init_from}: pretrained with --model {model}; pass --model {model}")
+    return run
+
+
+def pretrained_tokenizer(cfg):
+    """The `--init-from` run's tokenizer; its sequence length must be `--sequence-length`."""
+    from shared.training.engine import load_preprocess
+
+    preprocess = load_preprocess(pretrained_run(cfg))
+    length = preprocess.outputs[0].shape[-1]
+    if length != cfg.sequence_length:
+        raise UserError(f"--sequence-length {cfg.sequence_length}: the --init-from run tokenizes to {length}; "
+                        f"pass --sequence-length {length}")
+    return preprocess
+
+
 def build_sentiment_data(cfg):
     """Unbatched (text string, label) datasets; the word tokenizer, fitted on the training
     text, is the data's `preprocess` (run in tf.data, saved with the run)."""
@@ -216,7 +241,10 @@ def build_sentiment_data(cfg):
     from shared.tasks import Data, DataInfo
 
     splits, names, source = load_texts(cfg)
-    preprocess = word_tokenizer(splits["train"][0], cfg.vocabulary_size, cfg.sequence_length)
+    if cfg.init_from:
+        preprocess = pretrained_tokenizer(cfg)
+    else:
+        preprocess = word_tokenizer(splits["train"][0], cfg.vocabulary_size, cfg.sequence_length)
     info = DataInfo(input_shape=(), input_dtype="string", class_names=tuple(names),
                     num_train=len(splits["train"][0]), num_val=len(splits["val"][0]), num_test=len(splits["test"][0]),
                     source=source, preprocess=preprocess,
@@ -224,3 +252,42 @@ def build_sentiment_data(cfg):
                            "vader_peer": cfg.data == "vader"})
     make = lambda s: tf.data.Dataset.from_tensor_slices((tf.constant(s[0], tf.string), s[1]))  # noqa: E731
     return Data(make(splits["train"]), make(splits["val"]), make(splits["test"]), info)
+
+
+PRETRAIN_SOURCES = ("english", "vader")
+
+
+def build_pretrain_data(cfg):
+    """Unlabelled documents for masked-LM pretraining, split by document (seeded): `english`
+    (fortunes and pydoc paragraphs) and `vader` (the sentiment sets' train and validation
+    sentences, never their test split). The word tokenizer is fitted on the training documents."""
+    import tensorflow as tf
+
+    from apps.nlp.corpus import english_documents
+    from apps.nlp.tasks import SentimentConfig
+    from shared.data.text import vocabulary_size, word_tokenizer
+    from shared.tasks import Data, DataInfo
+
+    sources = [s.strip() for s in cfg.data.split(",") if s.strip()]
+    bad = [s for s in sources if s not in PRETRAIN_SOURCES]
+    if bad or not sources:
+        raise UserError(f"--data: expected a comma list of {', '.join(PRETRAIN_SOURCES)}; got '{cfg.data}'")
+    documents = []
+    if "english" in sources:
+        documents += [text for _, text in english_documents()]
+    if "vader" in sources:
+        splits, _, _ = load_texts(SentimentConfig(seed=cfg.seed, validation_split=cfg.validation_split))
+        documents += list(splits["train"][0]) + list(splits["val"][0])
+    documents = np.asarray(documents, dtype=object)
+    test = _split_off(len(documents), 0.05, TEST_SEED)
+    rest = np.flatnonzero(~test)
+    val = np.zeros(len(documents), bool)
+    val[rest[_split_off(len(rest), cfg.validation_split, cfg.seed)]] = True
+    train = ~test & ~val
+    preprocess = word_tokenizer(list(documents[train]), cfg.vocabulary_size, cfg.sequence_length)
+    make = lambda m: tf.data.Dataset.from_tensor_slices(  # noqa: E731
+        (tf.constant(list(documents[m]), tf.string), np.zeros(int(m.sum()), np.float32)))
+    info = DataInfo(input_shape=(), input_dtype="string", num_train=int(train.sum()), num_val=int(val.sum()),
+                    num_test=int(test.sum()), source=f"{' + '.join(sources)}: {len(documents)} documents",
+                    preprocess=preprocess, extra={"vocabulary_size": vocabulary_size(preprocess)})
+    return Data(make(train), make(val), make(test), info)

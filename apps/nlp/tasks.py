@@ -4,10 +4,12 @@ from dataclasses import dataclass
 
 import keras
 
-from apps.nlp.data import build_sentiment_data
-from apps.nlp.models import build_sentiment_model, sentiment_serving
+from apps.nlp.data import build_pretrain_data, build_sentiment_data
+from apps.nlp.models import (build_masked_lm, build_sentiment_model, embedding_serving, masked_accuracy,
+                             masked_lm_loss, sentiment_serving)
 from shared.data.text import load_text
 from shared.evaluation.text import accuracy_or_sign, decode_text_outputs, squared_error, text_report
+from shared.export.parity import embedding_parity
 from shared.tasks import Task, task_registry
 from shared.training.config import TrainConfig
 
@@ -36,6 +38,7 @@ class SentimentConfig(TrainConfig):
     text_column: str = "text"  # --data csv:PATH only
     label_column: str = "label"  # --data csv:PATH only
     target: str = "polarity"  # polarity: classes; score: regression on the label (VADER: mean rating)
+    init_from: str = ""  # a `pretrain` run: its tokenizer and encoder weights (same --model)
     model: str = "text_cnn"
     vocabulary_size: int = 20000
     sequence_length: int = 64
@@ -78,4 +81,66 @@ def sentiment():
         monitor="val_loss",
         serving=sentiment_serving,
         description="sentence sentiment / text classification (VADER, SMS spam, CSV, TFDS)",
+    )
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    """Masked-LM pretraining of a transformer encoder. `--data english,vader` (comma list)."""
+
+    data: str = "english,vader"
+    model: str = "transformer_classifier_tiny"
+    vocabulary_size: int = 20000
+    sequence_length: int = 64
+    mask_rate: float = 0.15
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    early_stopping_patience: int = 3
+
+    @classmethod
+    def tiny(cls):
+        return cls(epochs=2, batch_size=32, max_train_examples=512, steps_per_execution=4, export="",
+                   vocabulary_size=500, sequence_length=32, early_stopping_patience=0)
+
+    def validate(self):
+        super().validate()
+        from shared.errors import UserError
+
+        if not 0 < self.mask_rate < 1:
+            raise UserError(f"--mask-rate: expected a fraction in (0, 1); got {self.mask_rate}")
+        return self
+
+
+def masked_lm_report(model, ds, info, plots_dir):
+    """Held-out masked-LM loss, its perplexity and the masked-token accuracy."""
+    import numpy as np
+
+    losses, hits = [], []
+    for x, _ in ds.batch(256):
+        out = model(x, training=False)
+        losses.append(np.asarray(masked_lm_loss(None, out)))
+        hits.append(np.asarray(masked_accuracy(None, out)))
+    loss, accuracy = float(np.concatenate(losses).mean()), float(np.concatenate(hits).mean())
+    return {"masked_lm_loss": loss, "masked_perplexity": float(np.exp(loss)), "masked_accuracy": accuracy,
+            "num_examples": int(sum(len(h) for h in hits))}, []
+
+
+@TASKS.register("pretrain")
+def pretrain():
+    return Task(
+        config=PretrainConfig,
+        data=build_pretrain_data,
+        model=build_masked_lm,
+        loss=lambda cfg, info: masked_lm_loss,
+        step_metrics={"masked_accuracy": masked_accuracy},
+        metrics=masked_lm_report,
+        decode=lambda outputs, info: [{"embedding": [float(v) for v in row], "summary": f"{len(row)}-d embedding"}
+                                      for row in outputs["embedding"]],
+        load_input=load_text,
+        monitor="val_loss",
+        serving=embedding_serving,
+        parity=embedding_parity,
+        description="masked-LM pretraining of a text encoder (fortunes, pydoc, VADER sentences); --init-from for sentiment",
     )

@@ -108,3 +108,29 @@ def detection_parity(outputs, reference, fmt, quantize="none"):
             "tolerance": {"matched_fraction": min_matched, "mean_matched_iou": min_iou,
                           "mean_score_diff": max_mean_score, "score_margin": margin},
             "passed": bool(fraction >= min_matched and mean_iou >= min_iou and mean_diff <= max_mean_score)}
+
+
+# (fmt, quantize) -> min cosine similarity between an artifact's and Keras's embedding rows.
+EMBEDDING_TOLERANCES = {
+    ("savedmodel", "none"): 1 - 1e-6,
+    ("tflite", "none"): 1 - 1e-5,
+    ("tflite", "float16"): 0.999,
+    ("tflite", "dynamic"): 0.99,
+    ("tflite", "int8"): 0.98,
+}
+
+
+def embedding_parity(outputs, reference, fmt, quantize="none"):
+    """Embeddings (`"embedding"` [N, D]) by the cosine similarity of each row with Keras's."""
+    bound = EMBEDDING_TOLERANCES[(fmt, quantize)]
+    out, ref = np.asarray(outputs["embedding"], np.float64), np.asarray(reference["embedding"], np.float64)
+    if out.shape != ref.shape:
+        return {"passed": False, "tolerance": {"min_cosine": bound},
+                "error": f"embedding shape {out.shape} differs from {ref.shape}"}
+    norms = np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1)
+    cosine = np.where(norms > 0, (out * ref).sum(1) / np.maximum(norms, 1e-30),
+                      np.where(np.abs(out).sum(1) + np.abs(ref).sum(1) == 0, 1.0, 0.0))
+    worst = float(cosine.min()) if len(cosine) else 1.0
+    return {"passed": bool(worst >= bound), "tolerance": {"min_cosine": bound}, "min_cosine": worst,
+            "mean_cosine": float(cosine.mean()) if len(cosine) else 1.0,
+            "max_abs_diff": float(np.abs(out - ref).max()) if out.size else 0.0}
