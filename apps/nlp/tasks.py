@@ -8,6 +8,7 @@ from apps.nlp.data import build_pretrain_data, build_sentiment_data
 from apps.nlp.models import (build_masked_lm, build_sentiment_model, embedding_serving, masked_accuracy,
                              masked_lm_loss, sentiment_serving)
 from shared.data.text import load_text
+from shared.errors import UserError
 from shared.evaluation.text import accuracy_or_sign, decode_text_outputs, squared_error, text_report
 from shared.export.parity import embedding_parity
 from shared.tasks import Task, task_registry
@@ -29,7 +30,32 @@ def sentiment_report(model, ds, info, plots_dir):
 
 
 @dataclass
-class SentimentConfig(TrainConfig):
+class TextConfig(TrainConfig):
+    """Fields every text task shares: the word tokenizer's size and length, the schedule."""
+
+    vocabulary_size: int = 20000
+    sequence_length: int = 64
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    early_stopping_patience: int = 3
+
+    @classmethod
+    def tiny(cls):
+        return cls(epochs=2, batch_size=32, max_train_examples=512, steps_per_execution=4, export="",
+                   vocabulary_size=500, sequence_length=32, early_stopping_patience=0)
+
+    def validate(self):
+        super().validate()
+        if self.vocabulary_size < 3:
+            raise UserError(f"--vocabulary-size: expected at least 3 (padding, unknown, a word); got {self.vocabulary_size}")
+        if self.sequence_length < 1:
+            raise UserError(f"--sequence-length: expected a positive length; got {self.sequence_length}")
+        return self
+
+
+@dataclass
+class SentimentConfig(TextConfig):
     """Sentence sentiment. `--data vader | sms_spam | csv:PATH | tfds:NAME`; `--target polarity | score`."""
 
     data: str = "vader"
@@ -40,29 +66,18 @@ class SentimentConfig(TrainConfig):
     target: str = "polarity"  # polarity: classes; score: regression on the label (VADER: mean rating)
     init_from: str = ""  # a `pretrain` run: its tokenizer and encoder weights (same --model)
     model: str = "text_cnn"
-    vocabulary_size: int = 20000
-    sequence_length: int = 64
     epochs: int = 8
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    lr_schedule: str = "cosine"
-    early_stopping_patience: int = 3
 
     @classmethod
     def tiny(cls):
-        return cls(epochs=2, batch_size=32, max_train_examples=512, steps_per_execution=4, export="",
-                   model="text_cnn_tiny", vocabulary_size=500, sequence_length=32, early_stopping_patience=0)
+        cfg = super().tiny()
+        cfg.model = "text_cnn_tiny"
+        return cfg
 
     def validate(self):
         super().validate()
-        from shared.errors import UserError
-
         if self.target not in ("polarity", "score"):
             raise UserError(f"--target: expected polarity or score; got '{self.target}'")
-        if self.vocabulary_size < 3:
-            raise UserError(f"--vocabulary-size: expected at least 3 (padding, unknown, a word); got {self.vocabulary_size}")
-        if self.sequence_length < 1:
-            raise UserError(f"--sequence-length: expected a positive length; got {self.sequence_length}")
         return self
 
 
@@ -85,29 +100,16 @@ def sentiment():
 
 
 @dataclass
-class PretrainConfig(TrainConfig):
+class PretrainConfig(TextConfig):
     """Masked-LM pretraining of a transformer encoder. `--data english,vader` (comma list)."""
 
     data: str = "english,vader"
     model: str = "transformer_classifier_tiny"
-    vocabulary_size: int = 20000
-    sequence_length: int = 64
     mask_rate: float = 0.15
     epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    lr_schedule: str = "cosine"
-    early_stopping_patience: int = 3
-
-    @classmethod
-    def tiny(cls):
-        return cls(epochs=2, batch_size=32, max_train_examples=512, steps_per_execution=4, export="",
-                   vocabulary_size=500, sequence_length=32, early_stopping_patience=0)
 
     def validate(self):
         super().validate()
-        from shared.errors import UserError
-
         if not 0 < self.mask_rate < 1:
             raise UserError(f"--mask-rate: expected a fraction in (0, 1); got {self.mask_rate}")
         return self
