@@ -4,6 +4,7 @@ shared builders inside."""
 import keras
 
 from shared import architectures
+from shared.architectures.base import weighted_mean
 from shared.data.text import OOV
 from shared.errors import UserError
 from shared.export.savedmodel import as_serving_model
@@ -109,16 +110,14 @@ def build_masked_lm(cfg, info):
 def masked_lm_loss(y_true, y_pred):
     """Per-example mean cross-entropy over the masked positions (0 where none was masked)."""
     ce = keras.losses.sparse_categorical_crossentropy(y_pred["targets"], y_pred["logits"], from_logits=True)
-    weights = y_pred["weights"]
-    return keras.ops.sum(ce * weights, axis=1) / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+    return weighted_mean(ce, y_pred["weights"])
 
 
 def masked_accuracy(y_true, y_pred):
     """Step metric: the share of masked tokens predicted exactly."""
     hit = keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_pred["logits"], -1),
                                          keras.ops.cast(y_pred["targets"], "int64")), "float32")
-    weights = y_pred["weights"]
-    return keras.ops.sum(hit * weights, axis=1) / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+    return weighted_mean(hit, y_pred["weights"])
 
 
 def find_layer(model, name):
@@ -140,8 +139,7 @@ def embedding_serving(model, info):
     x = keras.Input(shape=tuple(source.shape[1:]), dtype=source.dtype, name=source.name)
     token_ids = info.preprocess(x) if source.dtype == "string" else x
     sequence = find_layer(model, ENCODER)(token_ids)
-    weights = keras.ops.cast(keras.ops.expand_dims(keras.ops.not_equal(token_ids, 0), -1), sequence.dtype)
-    pooled = keras.ops.sum(sequence * weights, axis=1) / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+    pooled = weighted_mean(sequence, keras.ops.expand_dims(keras.ops.not_equal(token_ids, 0), -1))
     return keras.Model(x, {"embedding": keras.layers.Identity(name="embedding", dtype="float32")(pooled)},
                        name="embedding_serving")
 

@@ -1,5 +1,7 @@
 """Pieces shared by the builders."""
 
+import keras
+
 
 class ArgsConfig:
     """`get_config`/`from_config` over the constructor arguments named in `_ARGS`
@@ -15,3 +17,10 @@ class ArgsConfig:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def weighted_mean(values, weights, axis=1):
+    """`sum(values * weights) / max(sum(weights), 1)` over `axis`: a masked mean that is 0,
+    not NaN, where every weight is 0 (an all-padding row). `weights` broadcast to `values`."""
+    weights = keras.ops.cast(weights, values.dtype)
+    return keras.ops.sum(values * weights, axis=axis) / keras.ops.maximum(keras.ops.sum(weights, axis=axis), 1.0)

@@ -13,7 +13,7 @@ import keras
 import keras_hub
 
 from shared.architectures import register
-from shared.architectures.base import ArgsConfig
+from shared.architectures.base import ArgsConfig, weighted_mean
 from shared.architectures.cnn import check_activation
 
 
@@ -112,8 +112,7 @@ class TransformerEncoderClassifier(ArgsConfig, keras.Model):
         x = apply_encoder_stack(x, mask, num_layers, num_heads, intermediate_dim, dropout, f"{p}_encoder")
         # Mean over the non-padding steps; an all-padding row (an empty text) pools to zeros,
         # where GlobalAveragePooling1D(mask=…) would divide 0 by 0 (NaN loss, measured).
-        weights = keras.ops.cast(keras.ops.expand_dims(mask, -1), x.dtype)
-        x = keras.ops.sum(x * weights, axis=1) / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+        x = weighted_mean(x, keras.ops.expand_dims(mask, -1))
         x = keras.layers.Dropout(dropout, name=f"{p}_head_dropout")(x)
         outputs = keras.layers.Dense(num_classes, activation=head_activation, dtype="float32",
                                      name=f"{p}_head")(x)
