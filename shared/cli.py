@@ -8,6 +8,8 @@ import importlib
 import json
 import os
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
 from shared.errors import UserError
 from shared.terminal import quiet_native_stderr, wants_verbose
@@ -79,7 +81,19 @@ def _load_run(app, tasks, path):
                                        "class_names": tuple(info["class_names"])}, preprocess=load_preprocess(run))
 
 
-def app_main(app, tasks, argv=None):
+@dataclass
+class AppCommand:
+    """An app's own command on a trained run (`dl-nlp generate RUN …`): `arguments(parser)`
+    adds its flags (the run directory argument is added for it); `run(run, task, cfg, info,
+    args)` does the work and raises UserError for a user's mistake."""
+
+    name: str
+    help: str
+    arguments: Callable
+    run: Callable
+
+
+def app_main(app, tasks, argv=None, commands=()):
     prog = f"dl-{app}"
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_native_stderr(wants_verbose(argv))
@@ -109,6 +123,11 @@ def app_main(app, tasks, argv=None):
     p.add_argument("run_dir")
     p.add_argument("--format", required=True, choices=("savedmodel", "tflite"))
     p.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8"))
+    own = {c.name: c for c in commands}
+    for command in commands:
+        p = sub.add_parser(command.name, help=command.help)
+        p.add_argument("run_dir")
+        command.arguments(p)
 
     def run():
         args, rest = parser.parse_known_args(argv)
@@ -131,6 +150,8 @@ def app_main(app, tasks, argv=None):
             _predict(run_dir, task, info, args.inputs, args.json, args.out)
         elif args.command == "explain":
             _explain(run_dir, task, info, args)
+        elif args.command in own:
+            own[args.command].run(run_dir, task, cfg, info, args)
         elif args.command == "export":
             results = engine.export_run_dir(run_dir, task, cfg, formats=[args.format], quantize=[args.quantize])
             for name in results:

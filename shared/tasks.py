@@ -62,6 +62,10 @@ class Task:
     parity:  (outputs, reference, fmt, quantize) -> {"passed", "tolerance", figures…}: how an
              export is compared with the Keras serving model (default: probabilities).
     render:  (raw input, prediction, path) -> writes a PNG of the prediction (`predict --out`)
+    core:    (model, info) -> keras.Model: the numeric part TFLite carries when the serving
+             graph has ops TFLite lacks (strings, generation loops); default: the serving
+             model without `preprocess`. `serving` may then return `Endpoints` (several
+             signatures, unbatched inputs; see shared/export/endpoints.py).
     """
 
     config: type
@@ -78,6 +82,7 @@ class Task:
     serving: Callable | None = None
     parity: Callable | None = None
     render: Callable | None = None
+    core: Callable | None = None
 
     def serving_model(self, model, info, raw=True):
         """The model users call: the task's serving graph, or the trained model's one output
@@ -85,6 +90,8 @@ class Task:
         (the numeric core that TFLite carries when preprocessing has no TFLite kernels)."""
         from shared.export.savedmodel import as_serving_model
 
+        if not raw and self.core:
+            return self.core(model, info)
         if self.serving:
             return self.serving(end_to_end(model, info) if raw else model, info)
         if info.preprocess is None:

@@ -1,10 +1,129 @@
-"""`dl-nlp`: the NLP app's command line (the shared CLI over this app's tasks)."""
+"""`dl-nlp`: the NLP app's command line (the shared CLI over this app's tasks), plus
+`dl-nlp generate RUN "prompt"` for text-generation runs."""
 
-from shared.cli import app_main
+import json
+import sys
+import time
+
+from apps.nlp.bench import bench_arguments, bench_generate
+from shared.cli import AppCommand, app_main
+from shared.errors import UserError
+
+SAMPLERS = ("greedy", "top_k", "top_p", "random", "beam")
+DEFAULT_NEW_TOKENS = 200
+
+
+def _generate_arguments(parser):
+    parser.add_argument("prompts", nargs="+", metavar="PROMPT", help="text to continue ('' starts a new document)")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="bytes to generate at most (default 200, or what a transformer's context allows)")
+    parser.add_argument("--sampler", default="top_p", choices=SAMPLERS, help="keras-hub sampler (default top_p)")
+    parser.add_argument("--p", type=float, default=0.9, help="top_p: the probability mass kept (default 0.9)")
+    parser.add_argument("--k", type=int, default=40, help="top_k: the tokens kept (default 40)")
+    parser.add_argument("--temperature", type=float, default=0.8, help="softmax temperature (default 0.8)")
+    parser.add_argument("--num-beams", type=int, default=4, help="beam: beams kept (default 4)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the random samplers (default: random)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line per prompt instead of streaming")
+
+
+def make_sampler(args):
+    """The keras-hub sampler the flags ask for, or a one-line error for a bad value."""
+    import keras_hub
+
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens: expected a positive number; got {args.max_new_tokens}")
+    if args.sampler != "greedy" and not args.temperature > 0:
+        raise UserError(f"--temperature: expected a positive number (use --sampler greedy for 0); got {args.temperature}")
+    if args.sampler == "greedy":
+        return keras_hub.samplers.GreedySampler()
+    if args.sampler == "beam":
+        if args.num_beams < 1:
+            raise UserError(f"--num-beams: expected a positive number; got {args.num_beams}")
+        return keras_hub.samplers.BeamSampler(num_beams=args.num_beams, temperature=args.temperature)
+    seeded = dict(seed=args.seed, temperature=args.temperature)
+    if args.sampler == "top_k":
+        if args.k < 1:
+            raise UserError(f"--k: expected a positive number; got {args.k}")
+        return keras_hub.samplers.TopKSampler(k=args.k, **seeded)
+    if args.sampler == "top_p":
+        if not 0 < args.p <= 1:
+            raise UserError(f"--p: expected a probability in (0, 1]; got {args.p}")
+        return keras_hub.samplers.TopPSampler(p=args.p, **seeded)
+    return keras_hub.samplers.RandomSampler(**seeded)
+
+
+class _Stream:
+    """Prints a row's new bytes as complete UTF-8 characters, as they are generated."""
+
+    def __init__(self, start, out):
+        import codecs
+
+        self.next, self.done, self.out = start, False, out
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def __call__(self, ids, index):
+        from shared.data.byte_text import END
+
+        row = ids[0].numpy()
+        upto = len(row) - 1 if index is None else int(index)
+        while not self.done and self.next <= upto:
+            token = int(row[self.next])
+            self.next += 1
+            if token == END:
+                self.done = True
+            elif 0 < token < 256:
+                self.out.write(self.decoder.decode(bytes([token])))
+        if index is None:
+            self.out.write(self.decoder.decode(b"", final=True))
+        self.out.flush()
+
+
+def _generate(run, task, cfg, info, args):
+    """Continues each prompt, streaming the text to the terminal (or one JSON line each)."""
+    import tensorflow as tf
+
+    from shared.data.byte_text import encode_graph
+    from shared.generation import IncrementalLM, continuation_text, generate_ids
+    from shared.training.engine import load_model
+
+    if run.task != "generate":
+        raise UserError(f"{run.path}: a {run.task} run; dl-nlp generate needs a generate run")
+    sampler = make_sampler(args)
+    model = load_model(run)
+    context = IncrementalLM.of(model).max_length
+    if args.max_new_tokens is None:
+        args.max_new_tokens = DEFAULT_NEW_TOKENS if context is None else min(DEFAULT_NEW_TOKENS, context - 1)
+    if context is not None and args.max_new_tokens > context - 1:
+        raise UserError(f"--max-new-tokens: this model attends over {context} bytes; expected at most {context - 1}")
+    for prompt in args.prompts:
+        ids = encode_graph(tf.constant([prompt]))
+        stream = None
+        if not args.json:
+            sys.stdout.write(prompt)
+            stream = _Stream(int(ids.row_lengths()[0]), sys.stdout) if args.sampler != "beam" else None
+        started = time.perf_counter()
+        out, lengths, new_lengths = generate_ids(model, ids, args.max_new_tokens, sampler, on_token=stream)
+        seconds = time.perf_counter() - started
+        continuation = continuation_text(out, lengths, new_lengths).numpy()[0].decode("utf-8")
+        if args.json:
+            print(json.dumps({"prompt": prompt, "text": prompt + continuation, "continuation": continuation,
+                              "new_tokens": int(new_lengths[0]), "sampler": args.sampler,
+                              "tokens_per_second": round(int(new_lengths[0]) / seconds, 1)}, ensure_ascii=False))
+        else:
+            if stream is None:
+                sys.stdout.write(continuation)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+COMMANDS = (AppCommand("generate", "continue prompts with a generate run (streams the text)",
+                       _generate_arguments, _generate),
+            AppCommand("bench", "a generate run vs the Kneser-Ney n-gram peer on its split, and its speed",
+                       bench_arguments, bench_generate))
 
 
 def main(argv=None):
-    return app_main("nlp", "apps.nlp.tasks", argv)
+    return app_main("nlp", "apps.nlp.tasks", argv, commands=COMMANDS)
 
 
 if __name__ == "__main__":

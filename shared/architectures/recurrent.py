@@ -77,6 +77,17 @@ def apply_recurrent_block(
             embedding_dim=None, input_shape=(None, 16), return_sequences=False,
             num_classes=None, dropout=0.0,
         ),
+        # byte-level language models (`dl-nlp train generate`): next-byte logits per step
+        "lstm_lm": dict(
+            cell="lstm", units=(512,), bidirectional=False, vocabulary_size=257,
+            embedding_dim=64, input_shape=None, return_sequences=True, num_classes=257,
+            dropout=0.0, head_activation="linear",
+        ),
+        "lstm_lm_tiny": dict(
+            cell="lstm", units=(32,), bidirectional=False, vocabulary_size=257,
+            embedding_dim=16, input_shape=None, return_sequences=True, num_classes=257,
+            dropout=0.0, head_activation="linear",
+        ),
         "simple_rnn_classifier": dict(
             cell="simple_rnn", units=(32,), bidirectional=False, vocabulary_size=1000,
             embedding_dim=32, input_shape=None, return_sequences=False, num_classes=2,

@@ -129,6 +129,10 @@ class TransformerEncoderClassifier(ArgsConfig, keras.Model):
             vocabulary_size=5000, sequence_length=128, num_layers=2, num_heads=2,
             hidden_dim=64, intermediate_dim=128, dropout=0.1,
         ),
+        "transformer_lm_mini": dict(  # byte-level GPT sized for a CPU (`dl-nlp train generate`)
+            vocabulary_size=257, sequence_length=256, num_layers=4, num_heads=4,
+            hidden_dim=128, intermediate_dim=512, dropout=0.1,
+        ),
         "transformer_lm_small": dict(
             vocabulary_size=16000, sequence_length=256, num_layers=4, num_heads=4,
             hidden_dim=256, intermediate_dim=1024, dropout=0.1,

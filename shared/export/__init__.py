@@ -20,6 +20,7 @@ import numpy as np
 
 from shared.errors import UserError
 from shared.export.atomic import atomic_path, atomic_write_json, atomic_write_text
+from shared.export.endpoints import Endpoints
 from shared.export.model_card import write_model_card
 from shared.export.savedmodel import as_serving_model, export_savedmodel
 from shared.export.tflite import QUANTIZE_MODES, as_input_dict, check_quantize, export_tflite
@@ -120,14 +121,21 @@ def export_run(
         check_quantize(m)
     if "tflite" in formats and "int8" in modes and representative_inputs is None:
         raise UserError("int8 quantization needs representative images (a sample of training inputs)")
-    serving = as_serving_model(model)
     inputs = heldout_inputs if heldout_inputs is not None else representative_inputs
     if inputs is None or len(inputs) == 0:
         raise UserError("export verification needs held-out images")
-    inputs = _slice(as_input_dict(serving, inputs), max_verify_examples)
-    if representative_inputs is not None:
-        representative_inputs = as_input_dict(serving, representative_inputs)
-    reference = reference_outputs(serving, inputs)
+    if isinstance(model, Endpoints):  # several signatures, SavedModel only
+        if "tflite" in formats:
+            raise UserError("a serving graph of several signatures exports as SavedModel; TFLite takes its core model")
+        serving = model
+        inputs = model.verify_inputs(inputs)
+        reference = model.run_all(inputs)
+    else:
+        serving = as_serving_model(model)
+        inputs = _slice(as_input_dict(serving, inputs), max_verify_examples)
+        if representative_inputs is not None:
+            representative_inputs = as_input_dict(serving, representative_inputs)
+        reference = reference_outputs(serving, inputs)
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -88,14 +88,15 @@ def _exports_table(exports: dict, run_dir: Path | None = None) -> list[str]:
     signature = next((r for r in exports.values() if r.get("inputs") and r.get("format") == "savedmodel"), None)
     if signature:
         describe = lambda t: f"`{t['name']}` {t['dtype']} {t['shape']}"  # noqa: E731
-        lines += [f"Signature `serving_default`: ({', '.join(describe(t) for t in signature['inputs'])}) -> "
-                  f"{{{', '.join(describe(t) for t in signature['outputs'])}}}", ""]
+        for name, sig in (signature.get("signatures") or {"serving_default": signature}).items():
+            lines += [f"Signature `{name}`: ({', '.join(describe(t) for t in sig['inputs'])}) -> "
+                      f"{{{', '.join(describe(t) for t in sig['outputs'])}}}", ""]
     core = next((r for r in exports.values() if r.get("inputs") and r.get("format") == "tflite"), None)
     if core and signature and [t["name"] for t in core["inputs"]] != [t["name"] for t in signature["inputs"]]:
         describe = lambda t: f"`{t['name']}` {t['dtype']} {t['shape']}"  # noqa: E731
         lines += [f"TFLite signature `serving_default`: ({', '.join(describe(t) for t in core['inputs'])}) -> "
-                  f"{{{', '.join(describe(t) for t in core['outputs'])}}}. The preprocessing uses string ops "
-                  "without TFLite kernels, so the TFLite files carry the numeric core."
+                  f"{{{', '.join(describe(t) for t in core['outputs'])}}}. The serving graph uses ops "
+                  "without TFLite kernels (strings, loops), so the TFLite files carry the numeric core."
                   + (" Token ids come from `vocabulary.txt` beside them (id = line number; lower-cased words, "
                      "punctuation stripped, whitespace split; 0 = padding, 1 = unknown word)."
                      if run_dir is not None and (run_dir / "vocabulary.txt").is_file() else ""), ""]
@@ -122,6 +123,7 @@ def write_model_card(
     exports: dict,
     intended_use: str | None = None,
     limitations: list[str] | None = None,
+    usage: list[str] | None = None,
 ) -> Path:
     """Write ``run_dir/model_card.md`` atomically and return its path.
 
@@ -141,6 +143,8 @@ def write_model_card(
     lines += ["## Training config", ""] + _table(config, "option", "value")
     lines += ["## Evaluation metrics", ""] + _table(_flat_metrics(metrics), "metric", "value")
     lines += ["## Exports", ""] + _exports_table(exports, run_dir)
+    if usage:
+        lines += ["## Usage", ""] + [f"- {x}" for x in usage] + [""]
     lims = list(limitations or []) + [
         "Metrics hold for data like the evaluation set above; expect lower quality on other "
         "distributions (other cameras, lighting, languages, demographics, sensors).",

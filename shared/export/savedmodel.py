@@ -74,6 +74,11 @@ def export_savedmodel(model: "keras.Model", path: str | os.PathLike, batch_size:
     """
     import keras
 
+    from shared.export.endpoints import Endpoints, write_endpoints
+
+    if isinstance(model, Endpoints):
+        write_endpoints(model, path)
+        return Path(path)
     serving = as_serving_model(model)
     specs = input_specs(serving, batch_size)
 

@@ -142,52 +142,68 @@ def _check(outputs, reference, fmt, quantize, parity):
 # --------------------------------------------------------------------------- SavedModel
 
 # Runs in a fresh interpreter: tensorflow + numpy only, no dlsuite on the path (-I).
+# Calls each signature named in the plan on its inputs (batched inputs in chunks of 256,
+# unbatched scalars whole); outputs of signatures other than serving_default are keyed
+# "signature/output".
 _SAVEDMODEL_SCRIPT = r"""
 import json, os, sys, time, statistics
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
-path, inputs_npz, out_npz, meta_json, runs, warmup = sys.argv[1:7]
+path, plan_json, out_npz, meta_json, runs, warmup = sys.argv[1:7]
 runs, warmup = int(runs), int(warmup)
-fn = tf.saved_model.load(path).signatures["serving_default"]
-specs = fn.structured_input_signature[1]
-data = np.load(inputs_npz)
-x = {name: data[name].astype(spec.dtype.as_numpy_dtype) if spec.dtype != tf.string else data[name]
-     for name, spec in specs.items()}
-n = len(next(iter(x.values())))
-outs = {}
-for i in range(0, n, 256):
-    res = fn(**{k: tf.constant(v[i:i + 256]) for k, v in x.items()})
-    for k, y in res.items():
-        outs.setdefault(k, []).append(y.numpy())
-outs = {k: np.concatenate(v) for k, v in outs.items()}
-np.savez(out_npz, **outs)
-one = {k: tf.constant(v[:1]) for k, v in x.items()}
+loaded = tf.saved_model.load(path)
+outs, meta, first = {}, {"signatures": {}}, None
+for signature, inputs_npz in json.load(open(plan_json)).items():
+    fn = loaded.signatures[signature]
+    specs = fn.structured_input_signature[1]
+    data = np.load(inputs_npz)
+    x = {name: data[name].astype(spec.dtype.as_numpy_dtype) if spec.dtype != tf.string else data[name]
+         for name, spec in specs.items()}
+    batched = [k for k, s in specs.items() if s.shape.rank]
+    n = len(x[batched[0]]) if batched else 1
+    parts = {}
+    for i in range(0, n, 256):
+        res = fn(**{k: tf.constant(v[i:i + 256] if k in batched else v) for k, v in x.items()})
+        for k, y in res.items():
+            parts.setdefault(k if signature == "serving_default" else signature + "/" + k, []).append(y.numpy())
+    outs.update({k: np.concatenate(v) for k, v in parts.items()})
+    meta["signatures"][signature] = {
+        "inputs": [{"name": k, "dtype": s.dtype.name, "shape": s.shape.as_list()} for k, s in specs.items()],
+        "outputs": [{"name": k, "dtype": s.dtype.name, "shape": s.shape.as_list()}
+                    for k, s in fn.structured_outputs.items()]}
+    if first is None or signature == "serving_default":
+        first = (fn, {k: tf.constant(v[:1] if k in batched else v) for k, v in x.items()})
+np.savez(out_npz, **{k: v.astype(bytes) if v.dtype == object else v for k, v in outs.items()})
+fn, one = first
 for _ in range(warmup):
     fn(**one)
 times = []
 for _ in range(runs):
     t = time.perf_counter(); [y.numpy() for y in fn(**one).values()]; times.append(time.perf_counter() - t)
-json.dump({"inputs": [{"name": k, "dtype": s.dtype.name, "shape": s.shape.as_list()} for k, s in specs.items()],
-           "outputs": [{"name": k, "dtype": s.dtype.name, "shape": s.shape.as_list()}
-                       for k, s in fn.structured_outputs.items()],
-           "latency_ms_batch1": 1000 * statistics.median(times),
-           "dlsuite_imported": any(m == "shared" or m.startswith(("shared.", "apps.")) for m in sys.modules)},
-          open(meta_json, "w"))
+meta.update(latency_ms_batch1=1000 * statistics.median(times),
+            dlsuite_imported=any(m == "shared" or m.startswith(("shared.", "apps.")) for m in sys.modules))
+json.dump(meta, open(meta_json, "w"))
 """
 
 
 def run_savedmodel_subprocess(path, inputs, *, latency_runs: int = LATENCY_RUNS) -> tuple[dict, dict]:
-    """Run ``serving_default`` of the SavedModel at ``path`` on ``inputs`` (a dict by input
-    name) in a fresh process. Returns ``(outputs by name, meta)``; raises ``RuntimeError``
+    """Run the SavedModel at ``path`` in a fresh process: ``serving_default`` on ``inputs``
+    (a dict by input name), or each signature on its inputs when ``inputs`` is a dict by
+    signature of such dicts. Returns ``(outputs by name, meta)``; raises ``RuntimeError``
     with the subprocess stderr tail if it fails."""
+    plan = inputs if all(isinstance(v, dict) for v in inputs.values()) else {"serving_default": inputs}
     with tempfile.TemporaryDirectory(prefix="dlsuite-verify-") as tmp:
         tmp = Path(tmp)
-        np.savez(tmp / "inputs.npz", **{k: _picklefree(v) for k, v in inputs.items()})
+        files = {}
+        for i, (signature, x) in enumerate(plan.items()):
+            files[signature] = str(tmp / f"inputs{i}.npz")
+            np.savez(files[signature], **{k: _picklefree(v) for k, v in x.items()})
+        (tmp / "plan.json").write_text(json.dumps(files))
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         env.pop("PYTHONPATH", None)
         cmd = [sys.executable, "-I", "-c", _SAVEDMODEL_SCRIPT, os.fspath(Path(path).resolve()),
-               str(tmp / "inputs.npz"), str(tmp / "out.npz"), str(tmp / "meta.json"),
+               str(tmp / "plan.json"), str(tmp / "out.npz"), str(tmp / "meta.json"),
                str(latency_runs), str(LATENCY_WARMUP)]
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True,
                               timeout=SUBPROCESS_TIMEOUT_S)
@@ -195,6 +211,8 @@ def run_savedmodel_subprocess(path, inputs, *, latency_runs: int = LATENCY_RUNS)
             tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
             raise RuntimeError(f"SavedModel failed to run in a fresh process (exit {proc.returncode}): {tail}")
         meta = json.loads((tmp / "meta.json").read_text())
+        default = meta["signatures"].get("serving_default") or next(iter(meta["signatures"].values()))
+        meta.update(inputs=default["inputs"], outputs=default["outputs"])
         with np.load(tmp / "out.npz") as out:
             return {k: out[k] for k in out.files}, meta
 
@@ -211,10 +229,15 @@ def _signature_fields(meta_inputs, meta_outputs) -> dict:
 
 def verify_savedmodel(path, inputs, reference, parity=None, input_name="images") -> dict:
     """Load the SavedModel at ``path`` in a fresh process (no dlsuite), run it on ``inputs``
-    and compare with ``reference`` (the Keras serving model's outputs on the same inputs)."""
+    and compare with ``reference`` (the Keras serving model's outputs on the same inputs).
+    ``inputs`` may be a dict by signature of input dicts (``Endpoints``); ``reference`` then
+    holds every signature's outputs (``signature/output`` beyond serving_default)."""
     inputs = _as_dict(inputs, input_name)
     reference = _as_dict(reference, "probabilities")
-    result = {"format": "savedmodel", "quantize": "none", "num_images": _count(inputs),
+    multi = all(isinstance(v, dict) for v in inputs.values())
+    result = {"format": "savedmodel", "quantize": "none",
+              "num_images": _count(inputs.get("serving_default") or next(iter(inputs.values()))) if multi
+              else _count(inputs),
               "size_bytes": size_bytes(path) if Path(path).exists() else 0}
     try:
         if not (Path(path) / "saved_model.pb").is_file():
@@ -226,6 +249,8 @@ def verify_savedmodel(path, inputs, reference, parity=None, input_name="images")
     result.update(_check(outputs, reference, "savedmodel", "none", parity))
     result.update({"latency_ms_batch1": meta["latency_ms_batch1"], "dlsuite_imported": meta["dlsuite_imported"],
                    **_signature_fields(meta["inputs"], meta["outputs"])})
+    if multi:
+        result["signatures"] = meta["signatures"]
     if meta.get("dlsuite_imported"):
         result.update(passed=False, error="the verifier process imported dlsuite modules")
     return result

@@ -180,7 +180,7 @@ def read_metrics(run):
         return {}
 
 
-def _write_metrics(run, metrics):
+def write_metrics(run, metrics):
     from shared.export.atomic import atomic_write_json
 
     atomic_write_json(run.file("metrics.json"), metrics)
@@ -196,7 +196,7 @@ def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None,
     metrics = {**read_metrics(run), **(extra or {}), "test": test_metrics,
                "data": {"source": data.info.source, "num_train": data.info.num_train,
                         "num_val": data.info.num_val, "num_test": data.info.num_test}}
-    _write_metrics(run, metrics)
+    write_metrics(run, metrics)
     logger = logger or TensorBoardLogger(run.logs)
     logger.images(plots, step=metrics.get("best_epoch", 0))
     logger.scalars("evaluation", {f"test_{k}": v for k, v in test_metrics.items()}, step=metrics.get("best_epoch", 0))
@@ -220,14 +220,18 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
     # TFLite has no kernels for string ops (tokenizers): with a preprocess model it carries the
     # numeric core (e.g. token ids in), the tokenizer file beside it; SavedModel takes raw inputs.
     preprocess = data.info.preprocess
-    parts = [(task.serving_model(model, data.info), [f for f in formats if preprocess is None or f != "tflite"],
-              calibration, heldout)]
-    if preprocess is not None and "tflite" in formats:
-        core = lambda x: None if x is None else np.asarray(preprocess(x))  # noqa: E731
-        parts.append((task.serving_model(model, data.info, raw=False), ["tflite"], core(calibration), core(heldout)))
-        from shared.data.text import write_vocabulary
+    serving = task.serving_model(model, data.info)
+    whole = preprocess is None and task.core is None  # TFLite can carry the serving graph itself
+    parts = [(serving, [f for f in formats if whole or f != "tflite"], calibration, heldout)]
+    if not whole and "tflite" in formats:
+        core = lambda x: None if x is None or preprocess is None else np.asarray(preprocess(x))  # noqa: E731
+        parts.append((task.serving_model(model, data.info, raw=False), ["tflite"],
+                      calibration if preprocess is None else core(calibration),
+                      heldout if preprocess is None else core(heldout)))
+        if preprocess is not None:
+            from shared.data.text import write_vocabulary
 
-        write_vocabulary(preprocess, run.path)
+            write_vocabulary(preprocess, run.path)
     results, failure = {}, None
     for serving, part_formats, representative, inputs in parts:
         if not part_formats:
@@ -240,7 +244,7 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
             results.update(e.results)
             failure = e
     metrics["exports"] = {**metrics.get("exports", {}), **results}
-    _write_metrics(run, metrics)
+    write_metrics(run, metrics)
     write_card(run, task, cfg, metrics, data.info)
     if verbose:
         for name, r in results.items():
@@ -260,4 +264,4 @@ def write_card(run, task, cfg, metrics, info):
                            "input_shape": list(info.input_shape), "input_dtype": info.input_dtype,
                            "num_train": info.num_train, "num_val": info.num_val, "num_test": info.num_test},
                      metrics={k: v for k, v in metrics.items() if k != "exports"},
-                     exports=metrics.get("exports", {}))
+                     exports=metrics.get("exports", {}), usage=info.extra.get("usage"))

@@ -30,6 +30,7 @@ def test_segmenter_learns_and_beats_all_background(scene_home):
     cfg = SegmentConfig.tiny()
     cfg.epochs, cfg.num_scenes, cfg.max_train_examples, cfg.learning_rate = 6, 900, 768, 1e-2
     cfg.base_filters, cfg.depth = 16, 3
+    cfg.augment = "none"  # as when this config was first measured: flip,contrast once collapsed it on CI
     run = _train("segment", cfg, "learn")
     history, test = run.read_history(), engine.read_metrics(run)["test"]
     assert history[-1]["loss"] < history[0]["loss"]

@@ -1,0 +1,169 @@
+"""The `generate` task's model, loss, metrics and serving graph: a byte-level causal LM
+(`transformer_lm_*`, a miniature GPT of keras-hub decoder blocks, or `lstm_lm_*`)."""
+
+import math
+
+import keras
+import numpy as np
+
+from shared import architectures
+from shared.architectures.base import weighted_mean
+from shared.data.byte_text import VOCABULARY_SIZE, decode
+from shared.errors import UserError
+
+SAMPLES = 3  # test prompts continued in metrics.json
+
+
+def build_language_model(cfg, info):
+    """token_ids int32 [N, L] -> next-byte logits [N, L, 257] (L any length; the transformer
+    attends over at most `--sequence-length` bytes)."""
+    arch = architectures.architecture_of(cfg.model)
+    if arch == "transformer_lm":
+        net = architectures.build(cfg.model, vocabulary_size=VOCABULARY_SIZE, sequence_length=cfg.sequence_length)
+    elif arch == "recurrent":
+        net = architectures.build(cfg.model, vocabulary_size=VOCABULARY_SIZE, num_classes=VOCABULARY_SIZE,
+                                  return_sequences=True, head_activation="linear")
+    else:
+        raise UserError(f"--model {cfg.model}: generate needs a transformer_lm_* or lstm_lm_* model")
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # scoring takes any length
+    return keras.Model(token_ids, net(token_ids), name=f"lm_{cfg.model}")
+
+
+def next_token_loss(y_true, y_pred):
+    """Per-example mean next-byte cross-entropy (nats) over the non-padding targets."""
+    ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+    return weighted_mean(ce, keras.ops.not_equal(y_true, 0))
+
+
+def next_token_accuracy(y_true, y_pred):
+    hit = keras.ops.cast(keras.ops.equal(keras.ops.argmax(y_pred, -1), keras.ops.cast(y_true, "int64")), "float32")
+    return weighted_mean(hit, keras.ops.not_equal(y_true, 0))
+
+
+def _context(model):
+    from shared.generation import context_window
+
+    return context_window(model)
+
+
+def document_scores(model, rows, batch_size=32):
+    """(natural-log probability, characters) of each document row `END, bytes…`."""
+    import tensorflow as tf
+
+    from shared.generation import sequence_log_prob
+
+    window = _context(model)
+    score = tf.function(lambda ids: sequence_log_prob(model, ids, window), reduce_retracing=True)
+    order = np.argsort([len(r) for r in rows])
+    log_probs = np.zeros(len(rows))
+    for i in range(0, len(rows), batch_size):
+        batch = order[i:i + batch_size]
+        width = max(len(rows[j]) for j in batch) + 1
+        ids = np.zeros((len(batch), width), np.int32)
+        for k, j in enumerate(batch):
+            ids[k, :len(rows[j])] = rows[j]
+        log_probs[batch] = np.asarray(score(tf.constant(ids)))
+    chars = np.array([len(decode(r)) for r in rows])
+    return log_probs, chars
+
+
+def language_model_report(model, ds, info, plots_dir):
+    """Held-out bits per character and per-byte perplexity over whole test documents (each
+    from its start), the unigram baseline, and a few greedy continuations of test prompts."""
+    import tensorflow as tf
+
+    from apps.nlp.documents import split_documents, stream_of_windows
+    from shared.generation import SignatureSampler, generate_text
+
+    x, y = zip(*ds.as_numpy_iterator())
+    rows = split_documents(stream_of_windows(np.stack(x), np.stack(y)))
+    log_probs, chars = document_scores(model, rows)
+    tokens = sum(len(r) - 1 for r in rows)
+    nats = -float(log_probs.sum())
+    prompts = [decode(r[1:17]) for r in rows[:SAMPLES]]
+    texts = generate_text(model, tf.constant(prompts), 48, SignatureSampler())
+    return {"bits_per_char": nats / math.log(2) / max(int(chars.sum()), 1),
+            "bits_per_byte": nats / math.log(2) / max(tokens, 1),
+            "perplexity": math.exp(nats / max(tokens, 1)),
+            "unigram_bits_per_char": info.extra.get("unigram_bits_per_char"),
+            "num_documents": len(rows), "num_chars": int(chars.sum()),
+            "greedy_samples": [t.decode("utf-8", errors="replace") for t in np.asarray(texts)]}, []
+
+
+DEFAULTS = {"max_new_tokens": 64, "temperature": 0.8, "top_k": 0, "top_p": 0.9, "seed": 1}
+
+
+def language_model_serving(model, info):
+    """`serving_default(prompt, max_new_tokens, temperature, top_k, top_p, seed) -> {"text"}`
+    (prompt + continuation; temperature 0 = greedy) and `score(text) -> {"log_prob",
+    "num_chars"}`, as `Endpoints`."""
+    import tensorflow as tf
+
+    from shared.export.endpoints import Endpoints
+    from shared.generation import SignatureSampler, context_window, generate_text, score_texts
+
+    window = context_window(model)
+
+    def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed):
+        sampler = SignatureSampler(temperature, top_k, top_p, seed)
+        return {"text": generate_text(model, prompt, max_new_tokens, sampler)}
+
+    def score(text):
+        return score_texts(model, text, window)
+
+    scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
+    signatures = {
+        "serving_default": (generate, [tf.TensorSpec([None], tf.string, name="prompt"),
+                                       scalar(tf.int32, "max_new_tokens"), scalar(tf.float32, "temperature"),
+                                       scalar(tf.int32, "top_k"), scalar(tf.float32, "top_p"),
+                                       scalar(tf.int32, "seed")]),
+        "score": (score, [tf.TensorSpec([None], tf.string, name="text")]),
+    }
+
+    def verify_inputs(token_windows):
+        rows = np.asarray(token_windows)
+        prompts = np.array([decode(r[:16]).encode("utf-8") for r in rows[:8]], dtype=object)
+        texts = np.array([decode(r).encode("utf-8") for r in rows[:64]], dtype=object)
+        return {"serving_default": {"prompt": prompts, "max_new_tokens": np.int32(32), "temperature": np.float32(0),
+                                    "top_k": np.int32(0), "top_p": np.float32(1), "seed": np.int32(0)},
+                "score": {"text": texts}}
+
+    return Endpoints(signatures, track=[model], defaults=DEFAULTS, verify_inputs=verify_inputs)
+
+
+def logits_core(model, info):
+    """The TFLite part: `token_ids` int32 [N, L] -> `logits` float32 [N, L, 257], L the
+    training window (id 0 = padding at the end)."""
+    token_ids = keras.Input(shape=tuple(info.input_shape), dtype="int32", name="token_ids")
+    return keras.Model(token_ids, {"logits": keras.layers.Identity(name="logits")(model(token_ids))},
+                       name="logits_core")
+
+
+def generation_parity(outputs, reference, fmt, quantize="none"):
+    """Generated text: exact-match rate (1.0 required); `score`: max |diff| of the log-prob
+    relative to its size, characters equal; the logits core: next-byte probabilities by
+    max |diff| and top-1 per position."""
+    from shared.export.verify import compare, tolerance
+
+    tol = tolerance(fmt, quantize)
+    if "logits" in reference:
+        probs = [_softmax(np.asarray(d["logits"], np.float64)).reshape(-1, VOCABULARY_SIZE) for d in (outputs, reference)]
+        return {**compare(*probs, tol), "tolerance": tol}
+    tol = {"text_match": 1.0, "log_prob_rel_diff": 1e-4}
+    match = float(np.mean([a == b for a, b in zip(outputs["text"], reference["text"])]))
+    out, ref = np.asarray(outputs["score/log_prob"], np.float64), np.asarray(reference["score/log_prob"], np.float64)
+    rel = float(np.max(np.abs(out - ref) / np.maximum(1.0, np.abs(ref)), initial=0.0))
+    chars = bool(np.array_equal(outputs["score/num_chars"], reference["score/num_chars"]))
+    return {"text_match": match, "log_prob_rel_diff": rel, "num_chars_equal": float(chars), "tolerance": tol,
+            "passed": match >= tol["text_match"] and rel <= tol["log_prob_rel_diff"] and chars}
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def decode_generations(outputs, info):
+    return [{"text": t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t),
+             "summary": (t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t))}
+            for t in np.asarray(outputs["text"]).reshape(-1)]

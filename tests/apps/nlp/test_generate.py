@@ -1,0 +1,182 @@
+"""`dl-nlp train generate` learns on real text; its SavedModel generates and scores with plain
+TensorFlow; `dl-nlp generate` streams; `dl-nlp bench` compares with the n-gram peer."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from apps.nlp.corpus import fortunes
+from apps.nlp.documents import load_documents, split_documents, stream, stream_of_windows, windows
+from apps.nlp.tasks import GenerateConfig
+from tests.conftest import error_line, run_command
+
+# Plain TensorFlow in a fresh interpreter (no dlsuite): both signatures, exactly as a user calls them.
+PLAIN_TF = r"""
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+generate, score = model.signatures["serving_default"], model.signatures["score"]
+spec = lambda fn: {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_input_signature[1].items()}
+prompts = tf.constant(json.loads(sys.argv[2]))
+call = lambda t, k, p, s: [x.decode("utf-8") for x in generate(
+    prompt=prompts, max_new_tokens=tf.constant(24), temperature=tf.constant(t), top_k=tf.constant(k),
+    top_p=tf.constant(p), seed=tf.constant(s))["text"].numpy()]
+scored = score(text=prompts)
+print(json.dumps({"generate": spec(generate), "score": spec(score),
+                  "outputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in generate.structured_outputs.items()},
+                  "greedy": call(0.0, 0, 1.0, 0), "greedy_again": call(0.0, 0, 1.0, 7),
+                  "sampled": call(0.9, 20, 0.9, 3), "sampled_again": call(0.9, 20, 0.9, 3), "other_seed": call(0.9, 20, 0.9, 4),
+                  "log_prob": scored["log_prob"].numpy().tolist(), "num_chars": scored["num_chars"].numpy().tolist()}))
+"""
+PROMPTS = ["The ", "Q: Why did the chicken", "", "Ünïcödé 😀 "]
+
+
+def test_documents_split_by_document_and_windows_round_trip():
+    a, _ = load_documents(GenerateConfig(seed=1))
+    b, _ = load_documents(GenerateConfig(seed=2))
+    assert a["test"] == b["test"] and a["val"] != b["val"]  # the test documents never depend on --seed
+    assert not set(a["test"]) & set(a["train"])
+    assert len(a["train"]) + len(a["val"]) + len(a["test"]) == len({text for _, text in fortunes()})
+    ids = stream(a["test"][:50])
+    x, y = windows(ids, 64)
+    assert x.shape == y.shape and (x[:, 1:] == y[:, :-1]).all()
+    assert np.array_equal(stream_of_windows(x, y), ids)
+    rows = split_documents(ids)
+    from shared.data.byte_text import decode
+
+    assert [decode(r) for r in rows] == a["test"][:50]
+
+
+@pytest.fixture(scope="module")
+def lm_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("lm")
+
+
+@pytest.fixture(scope="module")
+def lm_run(lm_home):
+    result = run_command(["dl-nlp", "train", "generate", "--run-name", "fortunes", "--quiet", "--model",
+                          "transformer_lm_tiny", "--sequence-length", "64", "--epochs", "3", "--jit-compile", "false",
+                          "--max-train-examples", "3000", "--export", "savedmodel"], lm_home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return lm_home / "saved_models" / "nlp" / "generate" / "fortunes"
+
+
+@pytest.mark.slow
+def test_language_model_beats_the_unigram_entropy_on_held_out_fortunes(lm_run):
+    test = json.loads((lm_run / "metrics.json").read_text())["test"]
+    history = json.loads((lm_run / "history.json").read_text())
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert test["num_documents"] == 732 and test["num_chars"] > 100_000  # every test fortune, whole
+    assert test["bits_per_char"] < test["unigram_bits_per_char"] - 0.5, test  # measured: 3.4 vs 4.73
+    assert test["perplexity"] == pytest.approx(2 ** test["bits_per_byte"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_savedmodel_generates_and_scores_with_plain_tensorflow(lm_run):
+    out = subprocess.run([sys.executable, "-I", "-c", PLAIN_TF, str(lm_run / "saved_model"), json.dumps(PROMPTS)],
+                         capture_output=True, text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["generate"] == {"prompt": ["string", [None]], "max_new_tokens": ["int32", []],
+                               "temperature": ["float32", []], "top_k": ["int32", []], "top_p": ["float32", []],
+                               "seed": ["int32", []]}
+    assert got["score"] == {"text": ["string", [None]]} and got["outputs"] == {"text": ["string", [None]]}
+    assert got["greedy"] == got["greedy_again"]  # temperature 0: greedy, the seed is unused
+    assert got["sampled"] == got["sampled_again"] and got["sampled"] != got["other_seed"]
+    for prompt, text in zip(PROMPTS, got["greedy"]):
+        assert text.startswith(prompt) and len(text.encode()) <= len(prompt.encode()) + 24
+    assert got["num_chars"] == [len(p) for p in PROMPTS]
+    # score == the sum of the Keras model's next-byte log-probabilities
+    import tensorflow as tf
+
+    from shared.data.byte_text import encode
+    from shared.training.engine import load_model
+    from shared.training.rundir import open_run
+
+    model = load_model(open_run(str(lm_run)))
+    for prompt, log_prob in zip(PROMPTS, got["log_prob"]):
+        ids = encode(prompt)
+        logits = model(ids[None, :-1]) if len(ids) > 1 else np.zeros((1, 0, 257))
+        expected = float(np.sum([tf.nn.log_softmax(logits[0, i])[ids[i + 1]] for i in range(len(ids) - 1)]))
+        assert log_prob == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_generate_command_streams_the_greedy_text(lm_run, lm_home):
+    result = run_command(["dl-nlp", "generate", lm_run, "The ", "--sampler", "greedy", "--max-new-tokens", "24"],
+                         lm_home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = subprocess.run([sys.executable, "-I", "-c", PLAIN_TF, str(lm_run / "saved_model"), json.dumps(["The "])],
+                         capture_output=True, text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+    exported = json.loads(out.stdout.strip().splitlines()[-1])["greedy"][0]
+    assert result.stdout.rstrip("\n") == exported  # keras-hub's GreedySampler == the exported greedy loop
+    sampled = run_command(["dl-nlp", "generate", lm_run, "A", "B", "--sampler", "top_p", "--seed", "1", "--json"],
+                          lm_home)
+    rows = [json.loads(line) for line in sampled.stdout.splitlines()]
+    assert [r["prompt"] for r in rows] == ["A", "B"] and all(r["text"] == r["prompt"] + r["continuation"] for r in rows)
+    line = error_line(run_command(["dl-nlp", "generate", lm_run, "x", "--max-new-tokens", "64"], lm_home))
+    assert line == "dl-nlp: error: --max-new-tokens: this model attends over 64 bytes; expected at most 63"
+    line = error_line(run_command(["dl-nlp", "generate", lm_run, "x", "--p", "0"], lm_home))
+    assert line == "dl-nlp: error: --p: expected a probability in (0, 1]; got 0.0"
+
+
+def test_text_data_errors_are_one_line(tmp_path):
+    empty, binary, ok = tmp_path / "empty.txt", tmp_path / "model.bin", tmp_path / "two.txt"
+    empty.write_text("  \n")
+    binary.write_bytes(bytes(range(256)) * 4)
+    ok.write_text("one paragraph\n\nand another\n")
+    for data, expected in [(empty, f"--data text:{empty}: the file is empty"),
+                           (binary, f"--data text:{binary}: {binary} is not text (it has NUL bytes; a binary file?)"),
+                           (ok, f"--data text:{ok}: 2 document(s); need at least 3 (train, validation, test) — "
+                                "separate paragraphs with blank lines or give a folder of files"),
+                           (tmp_path / "missing", f"--data text:{tmp_path / 'missing'}: no such file or folder")]:
+        line = error_line(run_command(["dl-nlp", "train", "generate", "--tiny", "--data", f"text:{data}"], tmp_path))
+        assert line == f"dl-nlp: error: {expected}"
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9\n\n".encode("latin-1") * 5)
+    line = error_line(run_command(["dl-nlp", "train", "generate", "--tiny", "--data", f"text:{latin1}"], tmp_path))
+    assert line == f"dl-nlp: error: --data text:{latin1}: {latin1} is not UTF-8 text (byte 3); is it a binary file?"
+    assert not (tmp_path / "saved_models" / "nlp" / "generate").exists() or not any(
+        (tmp_path / "saved_models" / "nlp" / "generate").iterdir())  # a failed start leaves no run
+
+
+def test_indexed_kneser_ney_equals_nltk():
+    from nltk.lm import KneserNeyInterpolated, Vocabulary
+    from nltk.util import everygrams, pad_sequence
+
+    from apps.nlp.peers import kneser_ney_model
+
+    docs = [text for _, text in fortunes()[:300]]
+    for order, discount in ((2, 0.1), (4, 0.75)):
+        ours = kneser_ney_model(docs[:250], order, discount)
+        ref = KneserNeyInterpolated(order, discount=discount, vocabulary=Vocabulary(unk_cutoff=2))
+        pad = lambda d: list(pad_sequence(d, order, pad_left=True, left_pad_symbol="<s>"))  # noqa: E731
+        ref.fit((everygrams(pad(d), max_len=order) for d in docs[:250]), (c for d in docs[:250] for c in d))
+        for d in docs[250:253]:
+            padded = ["<s>"] * (order - 1) + list(d)
+            for i in range(order - 1, len(padded)):
+                context = padded[i - order + 1:i]
+                assert ours.score(padded[i], context) == pytest.approx(ref.score(padded[i], context), abs=1e-12)
+
+
+@pytest.mark.slow
+def test_bench_compares_with_the_ngram_peer_and_times_the_cache(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, (_, text) in enumerate(fortunes()[:400]):
+        (corpus / f"{i:03d}.txt").write_text(text)
+    result = run_command(["dl-nlp", "train", "generate", "--tiny", "--data", f"text:{corpus}", "--run-name", "b",
+                          "--quiet"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "saved_models" / "nlp" / "generate" / "b"
+    result = run_command(["dl-nlp", "bench", run, "--orders", "2,3", "--discounts", "0.5", "--new-tokens", "16"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bench = json.loads(result.stdout.strip().splitlines()[-1])
+    assert bench["kneser_ney_order"] in (2, 3) and set(bench["kneser_ney_val_bits_per_char"]) == {"2/0.5", "3/0.5"}
+    assert 1.0 < bench["kneser_ney_bits_per_char"] < bench["unigram_bits_per_char"]
+    assert bench["new_tokens"] == 16 and set(bench["tokens_per_second"]) == {
+        "batch_1_cached", "batch_1_uncached", "batch_8_cached", "batch_8_uncached"}
+    assert json.loads((run / "metrics.json").read_text())["bench"] == bench
