@@ -13,9 +13,10 @@ so they can be inputs of an exported signature (keras-hub's samplers take Python
 fixed at construction, and a stateful seed): temperature 0 is greedy.
 """
 
+import warnings
+
 import keras
 import keras_hub
-import numpy as np
 import tensorflow as tf
 
 from shared.data.byte_text import END, decode_graph, encode_graph, num_chars_graph
@@ -185,7 +186,9 @@ def generate_ids(model, prompt_ids, max_new_tokens, sampler, cached=True, on_tok
         cache = ()
 
         def next_logits(ids, cache, index):
-            return model(ids[:, :index], training=False)[:, -1], cache
+            with warnings.catch_warnings():  # Keras warns of a softmax over one key at the first step
+                warnings.simplefilter("ignore", UserWarning)
+                return model(ids[:, :index], training=False)[:, -1], cache
 
     def next(ids, cache, index):
         if on_token is not None and index > start:

@@ -148,6 +148,16 @@ def _split_off(n, fraction, seed):
     return mask
 
 
+def document_split(n, test_fraction, validation_split, seed):
+    """Bool masks (train, val, test) over `n` documents: a fixed `test_fraction` (seed
+    `TEST_SEED`, never `seed`), then `validation_split` of the rest with `seed`."""
+    test = _split_off(n, test_fraction, TEST_SEED)
+    rest = np.flatnonzero(~test)
+    val = np.zeros(n, bool)
+    val[rest[_split_off(len(rest), validation_split, seed)]] = True
+    return ~test & ~val, val, test
+
+
 def load_texts(cfg):
     """{"train"/"val"/"test": (texts, labels, groups or None)}, class names (empty for
     `--target score`) and a source line, for `cfg.data`."""
@@ -279,11 +289,7 @@ def build_pretrain_data(cfg):
         splits, _, _ = load_texts(SentimentConfig(seed=cfg.seed, validation_split=cfg.validation_split))
         documents += list(splits["train"][0]) + list(splits["val"][0])
     documents = np.asarray(documents, dtype=object)
-    test = _split_off(len(documents), 0.05, TEST_SEED)
-    rest = np.flatnonzero(~test)
-    val = np.zeros(len(documents), bool)
-    val[rest[_split_off(len(rest), cfg.validation_split, cfg.seed)]] = True
-    train = ~test & ~val
+    train, val, test = document_split(len(documents), 0.05, cfg.validation_split, cfg.seed)
     preprocess = word_tokenizer(list(documents[train]), cfg.vocabulary_size, cfg.sequence_length)
     make = lambda m: tf.data.Dataset.from_tensor_slices(  # noqa: E731
         (tf.constant(list(documents[m]), tf.string), np.zeros(int(m.sum()), np.float32)))

@@ -6,7 +6,7 @@
 - `tfds:tiny_shakespeare` (any TFDS dataset with one text feature) from a local
   `--data-dir`: its own train / validation / test splits.
 
-The test documents are fixed (seed `TEST_SEED`), so every run, seed and peer (the n-gram
+The test documents are fixed (`apps.nlp.data.TEST_SEED`), so every run, seed and peer (the n-gram
 model of the bench) is scored on the same text.
 """
 
@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from apps.nlp.data import TEST_SEED, _split_off
+from apps.nlp.data import _split_off, document_split
 from shared.data.byte_text import END, encode
 from shared.errors import UserError
 
@@ -98,12 +98,9 @@ def load_documents(cfg):
         raise UserError(f"--data: expected fortunes, text:PATH or tfds:NAME; got '{cfg.data}'")
     # A repeated document (a fortune filed under two categories) would sit on both sides of the split.
     documents = np.asarray(list(dict.fromkeys(documents)), dtype=object)
-    test = _split_off(len(documents), TEST_FRACTION, TEST_SEED)
-    rest = np.flatnonzero(~test)
-    val = np.zeros(len(documents), bool)
-    val[rest[_split_off(len(rest), cfg.validation_split, cfg.seed)]] = True
+    train, val, test = document_split(len(documents), TEST_FRACTION, cfg.validation_split, cfg.seed)
     part = lambda m: list(documents[m])  # noqa: E731
-    return {"train": part(~test & ~val), "val": part(val), "test": part(test)}, f"{source}, {len(documents)} unique documents"
+    return {"train": part(train), "val": part(val), "test": part(test)}, f"{source}, {len(documents)} unique documents"
 
 
 def stream(documents):
