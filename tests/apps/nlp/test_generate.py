@@ -180,3 +180,22 @@ def test_bench_compares_with_the_ngram_peer_and_times_the_cache(tmp_path):
     assert bench["new_tokens"] == 16 and set(bench["tokens_per_second"]) == {
         "batch_1_cached", "batch_1_uncached", "batch_8_cached", "batch_8_uncached"}
     assert json.loads((run / "metrics.json").read_text())["bench"] == bench
+
+
+def test_local_tfds_text_dataset_in_tiny_shakespeare_shape(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from apps.nlp.documents import build_generate_data
+    from tests.conftest import store_tfds
+
+    plays = [text for _, text in fortunes()[:90]]  # tiny_shakespeare: one `text` example per split
+    splits = {"train": [{"text": "\n\n".join(plays[:60])}], "validation": [{"text": "\n\n".join(plays[60:75])}],
+              "test": [{"text": "\n\n".join(plays[75:])}]}
+    store_tfds("tiny_plays", tfds.features.FeaturesDict({"text": tfds.features.Text()}), splits, tmp_path)
+    cfg = GenerateConfig.tiny()
+    cfg.data, cfg.data_dir = "tfds:tiny_plays", str(tmp_path)
+    data = build_generate_data(cfg)
+    x, y = (np.stack(a) for a in zip(*data.test.as_numpy_iterator()))
+    assert split_documents(stream_of_windows(x, y))[0].tolist() == stream([splits["test"][0]["text"]])[:-1].tolist()
+    targets = len(stream([splits["train"][0]["text"]])) - 1
+    assert data.info.num_train == -(-targets // cfg.sequence_length)  # every byte predicted once
