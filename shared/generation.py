@@ -14,6 +14,7 @@ fixed at construction, and a stateful seed): temperature 0 is greedy.
 """
 
 import warnings
+import weakref
 
 import keras
 import keras_hub
@@ -29,17 +30,23 @@ class IncrementalLM:
 
     max_length = None  # the longest sequence it can attend over (None: unbounded)
 
+    _built = weakref.WeakKeyDictionary()  # one per model, so its compiled step is traced once
+
     @staticmethod
     def of(model):
-        layers = _flat_layers(model)
-        if any(isinstance(l, keras_hub.layers.TransformerDecoder) for l in layers):
-            return _CachedTransformer(model, layers)
-        if any(isinstance(l, keras.layers.RNN) for l in layers):
-            return _CachedRecurrent(model, layers)
-        raise ValueError(f"{model.name}: not a causal LM of TransformerDecoder or recurrent layers")
+        if model not in IncrementalLM._built:
+            layers = _flat_layers(model)
+            if any(isinstance(l, keras_hub.layers.TransformerDecoder) for l in layers):
+                IncrementalLM._built[model] = _CachedTransformer(model, layers)
+            elif any(isinstance(l, keras.layers.RNN) for l in layers):
+                IncrementalLM._built[model] = _CachedRecurrent(model, layers)
+            else:
+                raise ValueError(f"{model.name}: not a causal LM of TransformerDecoder or recurrent layers")
+        return IncrementalLM._built[model]
 
     def __init__(self, model, layers):
         self.model = model
+        self.compiled_step = tf.function(self.step, reduce_retracing=True)  # for eager, streamed loops
 
     def init_cache(self, batch_size, max_length):
         raise NotImplementedError
@@ -172,15 +179,14 @@ def generate_ids(model, prompt_ids, max_new_tokens, sampler, cached=True, on_tok
     start = tf.reduce_min(lengths)
     blocked = tf.one_hot(0, model.outputs[0].shape[-1], on_value=NEG_INF, off_value=0.0)  # padding id
 
-    if tf.executing_eagerly():  # a streamed, step-by-step loop: compile the step itself
-        lm.step = tf.function(lm.step, reduce_retracing=True)
+    step = lm.compiled_step if tf.executing_eagerly() else lm.step  # eager: a streamed loop
     if cached:
         cache = lm.init_cache(tf.shape(prompt)[0], total)
-        cache = tf.cond(start > 1, lambda: lm.step(prompt[:, :start - 1], cache, 0)[1],  # the common prompt
+        cache = tf.cond(start > 1, lambda: step(prompt[:, :start - 1], cache, 0)[1],  # the common prompt
                         lambda: cache)
 
         def next_logits(ids, cache, index):
-            logits, cache = lm.step(ids[:, index - 1:index], cache, index - 1)
+            logits, cache = step(ids[:, index - 1:index], cache, index - 1)
             return logits[:, 0], cache
     else:
         cache = ()

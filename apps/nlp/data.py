@@ -273,7 +273,7 @@ def build_pretrain_data(cfg):
     sentences, never their test split). The word tokenizer is fitted on the training documents."""
     import tensorflow as tf
 
-    from apps.nlp.corpus import english_documents
+    from shared.data.corpus import english_documents
     from apps.nlp.tasks import SentimentConfig
     from shared.data.text import vocabulary_size, word_tokenizer
     from shared.tasks import Data, DataInfo

@@ -89,7 +89,7 @@ def load_documents(cfg):
             splits["train"] = [d for d, m in zip(splits["train"], mask) if not m]
         return {"train": splits["train"], "val": val, "test": splits["test"]}, f"TFDS {arg}"
     if cfg.data == "fortunes":
-        from apps.nlp.corpus import fortunes
+        from shared.data.corpus import fortunes
 
         documents, source = [text for _, text in fortunes()], "Debian fortunes (one document per fortune)"
     elif kind == "text" and arg:

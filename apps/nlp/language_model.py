@@ -40,19 +40,13 @@ def next_token_accuracy(y_true, y_pred):
     return weighted_mean(hit, keras.ops.not_equal(y_true, 0))
 
 
-def _context(model):
-    from shared.generation import context_window
-
-    return context_window(model)
-
-
 def document_scores(model, rows, batch_size=32):
     """(natural-log probability, characters) of each document row `END, bytes…`."""
     import tensorflow as tf
 
-    from shared.generation import sequence_log_prob
+    from shared.generation import context_window, sequence_log_prob
 
-    window = _context(model)
+    window = context_window(model)
     score = tf.function(lambda ids: sequence_log_prob(model, ids, window), reduce_retracing=True)
     order = np.argsort([len(r) for r in rows])
     log_probs = np.zeros(len(rows))

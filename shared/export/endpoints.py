@@ -31,9 +31,6 @@ class Endpoints:
     defaults: dict = field(default_factory=dict)
     verify_inputs: Callable | None = None
 
-    def specs(self, signature=DEFAULT):
-        return self.signatures[signature][1]
-
     def __call__(self, inputs, training=False, signature=DEFAULT):
         """Runs a signature; `inputs` is a dict by name, or the one batched input's array
         (the unbatched ones then take `defaults`)."""

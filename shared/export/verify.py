@@ -121,7 +121,8 @@ def _as_dict(x, name):
 
 
 def _count(inputs: dict) -> int:
-    return int(len(next(iter(inputs.values()))))
+    """Examples in a batch of inputs: the length of the first batched (rank >= 1) input."""
+    return int(next((len(v) for v in inputs.values() if np.ndim(v) >= 1), 1))
 
 
 def _figures(result: dict) -> dict:

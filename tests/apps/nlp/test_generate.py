@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from apps.nlp.corpus import fortunes
+from shared.data.corpus import fortunes
 from apps.nlp.documents import load_documents, split_documents, stream, stream_of_windows, windows
 from apps.nlp.tasks import GenerateConfig
 from tests.conftest import error_line, run_command

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from apps.nlp.corpus import fortunes, pydoc_paragraphs
+from shared.data.corpus import fortunes, pydoc_paragraphs
 from apps.nlp.models import MaskTokens
 from tests.conftest import error_line, run_command
 
