@@ -14,7 +14,7 @@ from typing import Callable
 from shared.errors import UserError
 from shared.terminal import quiet_native_stderr, wants_verbose
 
-APPS = {"vision": "apps.vision.tasks", "nlp": "apps.nlp.tasks"}
+APPS = {"vision": "apps.vision.tasks", "nlp": "apps.nlp.tasks", "speech": "apps.speech.tasks"}
 VERBOSE_HELP = ("TensorFlow's own messages go to a log file (see DLSUITE_NATIVE_LOG); "
                 "--verbose anywhere or DLSUITE_VERBOSE=1 shows them on the terminal.")
 
@@ -85,12 +85,14 @@ def _load_run(app, tasks, path):
 class AppCommand:
     """An app's own command on a trained run (`dl-nlp generate RUN …`): `arguments(parser)`
     adds its flags (the run directory argument is added for it); `run(run, task, cfg, info,
-    args)` does the work and raises UserError for a user's mistake."""
+    args)` does the work and raises UserError for a user's mistake. With `on_run=False`
+    the command takes no run (`dl-speech synth`) and `run(args)` is called."""
 
     name: str
     help: str
     arguments: Callable
     run: Callable
+    on_run: bool = True
 
 
 def app_main(app, tasks, argv=None, commands=()):
@@ -126,7 +128,8 @@ def app_main(app, tasks, argv=None, commands=()):
     own = {c.name: c for c in commands}
     for command in commands:
         p = sub.add_parser(command.name, help=command.help)
-        p.add_argument("run_dir")
+        if command.on_run:
+            p.add_argument("run_dir")
         command.arguments(p)
 
     def run():
@@ -140,6 +143,8 @@ def app_main(app, tasks, argv=None, commands=()):
             return 0
         if args.command == "train":
             return _train(prog, app, tasks, args.task, rest)
+        if args.command in own and not own[args.command].on_run:
+            return own[args.command].run(args)
         from shared.training import engine
 
         run_dir, task, cfg, info = _load_run(app, tasks, args.run_dir)
@@ -180,6 +185,17 @@ def _train(prog, app, tasks, task_name, rest):
     return 0
 
 
+def _zero_padded_stack(*arrays):
+    """Stacks inputs, zero-padding the shorter ones at the end (waveforms of different lengths)."""
+    import numpy as np
+
+    shapes = {np.shape(a) for a in arrays}
+    if len(shapes) == 1:
+        return np.stack(arrays)
+    shape = np.max(list(shapes), axis=0)
+    return np.stack([np.pad(a, [(0, m - n) for m, n in zip(shape, np.shape(a))]) for a in arrays])
+
+
 def _predict(run, task, info, inputs, as_json, out_dir=None):
     """Runs the task's serving model (post-processing included) on the user's files."""
     import numpy as np
@@ -194,7 +210,7 @@ def _predict(run, task, info, inputs, as_json, out_dir=None):
         raise UserError(f"--out: {run.task} predictions have no rendering; use --json")
     raw = [task.load_input(path, info) for path in inputs]  # validates every file first
     serving = task.serving_model(model, info)
-    batch = tf.nest.map_structure(lambda *xs: np.stack(xs), *raw)
+    batch = tf.nest.map_structure(_zero_padded_stack, *raw)
     outputs = {k: np.asarray(v) for k, v in serving(batch, training=False).items()}
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)

@@ -55,7 +55,11 @@ class Task:
     monitor: the validation metric early stopping and best-checkpointing watch
 
     Optional, with defaults that fit classification:
-    batch:   (dataset, batch_size, drop_remainder) -> batched dataset (e.g. `padded_batch`)
+    batch:   (dataset, batch_size, drop_remainder) -> batched dataset (e.g. `padded_batch`),
+             order kept
+    train_batch: (shuffled dataset, batch_size) -> training batches, at least
+             num_train // batch_size of them (e.g. bucketed by length, repeated); default
+             `batch(dataset, batch_size, True)`
     serving: (model, info) -> keras.Model from the named raw inputs to a dict of named
              outputs with all post-processing inside (decoding, NMS, argmax). It is what
              `predict` runs and what is exported. Default: `{"probabilities": model(images)}`.
@@ -79,6 +83,7 @@ class Task:
     monitor: str = "val_loss"
     description: str = ""
     batch: Callable = default_batch
+    train_batch: Callable | None = None
     serving: Callable | None = None
     parity: Callable | None = None
     render: Callable | None = None

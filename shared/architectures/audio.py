@@ -131,6 +131,61 @@ class UtteranceNormalization(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package="dlsuite")
+class SpecAugment(keras.layers.Layer):
+    """SpecAugment masking (Park et al. 2019) of a log-mel `(batch, frames, mels)`, in
+    training only: `freq_masks` bands of up to `freq_mask_width` mel bins and `time_masks`
+    spans of up to `time_mask_fraction` of the frames, each set to the example's mean.
+    Identity at inference. Output shape: same as input."""
+
+    def __init__(self, freq_masks=2, freq_mask_width=15, time_masks=2, time_mask_fraction=0.05, seed=None,
+                 **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.freq_masks, self.freq_mask_width = int(freq_masks), int(freq_mask_width)
+        self.time_masks, self.time_mask_fraction = int(time_masks), float(time_mask_fraction)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _masks(self, batch, size, count, max_width):
+        """`(batch, size)` bool: `count` random spans of width [0, max_width] per example."""
+        keep = tf.zeros([batch, size], tf.bool)
+        positions = tf.range(size)[None, :]
+        for _ in range(count):
+            u = keras.random.uniform([2, batch, 1], seed=self.seed_generator)
+            width = tf.cast(u[0] * tf.cast(max_width + 1, tf.float32), tf.int32)
+            start = tf.cast(u[1] * tf.cast(tf.maximum(size - width, 1), tf.float32), tf.int32)
+            keep = keep | ((positions >= start) & (positions < start + width))
+        return keep
+
+    def call(self, x, training=False):
+        if not training:
+            return x
+        batch, frames, mels = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+        freq = self._masks(batch, mels, self.freq_masks, tf.constant(self.freq_mask_width))
+        time = self._masks(batch, frames, self.time_masks,
+                           tf.cast(self.time_mask_fraction * tf.cast(frames, tf.float32), tf.int32))
+        return tf.where(freq[:, None, :] | time[:, :, None], mean, x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "freq_masks": self.freq_masks, "freq_mask_width": self.freq_mask_width,
+                "time_masks": self.time_masks, "time_mask_fraction": self.time_mask_fraction, "seed": self.seed}
+
+
+def ctc_output_lengths(sample_lengths, frame_length, frame_step, conv_strides):
+    """Valid output frames `(batch,)` int32 of a `CTCAcousticModel` for waveform lengths
+    `(batch,)`: the front end's frames, then ceil(frames / stride) per conv ("same")."""
+    samples = tf.cast(sample_lengths, tf.int32)
+    frames = tf.maximum(0, 1 + (samples - frame_length) // frame_step)
+    for st, _ in conv_strides:
+        frames = (frames + st - 1) // st
+    return frames
+
+
 _FRONT_END_ARGS = ("sampling_rate", "frame_length", "frame_step", "fft_length", "num_mel_bins",
                    "lower_edge_hertz", "upper_edge_hertz")
 
@@ -189,6 +244,12 @@ _DS2_CONV = dict(conv_filters=(32, 32), conv_kernel_sizes=((11, 41), (11, 21)),
             conv_filters=(16, 16), conv_kernel_sizes=((11, 41), (11, 21)),
             conv_strides=((2, 2), (1, 2)),
         ),
+        "deepspeech2_tiny": dict(
+            vocabulary_size=28, sampling_rate=16000, frame_length=400, frame_step=160,
+            fft_length=512, num_mel_bins=40, lower_edge_hertz=20.0, upper_edge_hertz=7600.0,
+            rnn_cell="gru", rnn_units=32, rnn_layers=1, dropout=0.0,
+            conv_filters=(8,), conv_kernel_sizes=((11, 21),), conv_strides=((2, 2),),
+        ),
     },
 )
 class CTCAcousticModel(ArgsConfig, keras.Model):
@@ -204,13 +265,14 @@ class CTCAcousticModel(ArgsConfig, keras.Model):
     """
 
     _ARGS = ("vocabulary_size", *_FRONT_END_ARGS, "conv_filters", "conv_kernel_sizes",
-             "conv_strides", "rnn_cell", "rnn_units", "rnn_layers", "dropout")
+             "conv_strides", "rnn_cell", "rnn_units", "rnn_layers", "dropout", "spec_augment")
 
     def __init__(self, vocabulary_size=28, sampling_rate=16000, frame_length=400,
                  frame_step=160, fft_length=512, num_mel_bins=80, lower_edge_hertz=20.0,
                  upper_edge_hertz=7600.0, conv_filters=(32, 32),
                  conv_kernel_sizes=((11, 41), (11, 21)), conv_strides=((2, 2), (1, 2)),
-                 rnn_cell="gru", rnn_units=512, rnn_layers=5, dropout=0.5, name=None, **kwargs):
+                 rnn_cell="gru", rnn_units=512, rnn_layers=5, dropout=0.5, spec_augment=False, name=None,
+                 **kwargs):
         if not isinstance(vocabulary_size, int) or vocabulary_size < 1:
             raise ValueError(f"`vocabulary_size` must be >= 1. Received: vocabulary_size={vocabulary_size}")
         conv_filters = [int(f) for f in conv_filters]
@@ -236,6 +298,8 @@ class CTCAcousticModel(ArgsConfig, keras.Model):
                                   lower_edge_hertz, upper_edge_hertz, name=f"{p}_log_mel")
         waveform = keras.Input(shape=(None,), dtype="float32", name="waveform")
         x = front(waveform)
+        if spec_augment:
+            x = SpecAugment(freq_mask_width=max(1, num_mel_bins * 15 // 80), name=f"{p}_spec_augment")(x)
         x = keras.layers.Reshape((-1, num_mel_bins, 1), name=f"{p}_add_channel")(x)
         mels = num_mel_bins
         for i, (f, k, s) in enumerate(zip(conv_filters, conv_kernel_sizes, conv_strides)):
@@ -271,15 +335,12 @@ class CTCAcousticModel(ArgsConfig, keras.Model):
         self.rnn_units = rnn_units
         self.rnn_layers = rnn_layers
         self.dropout = dropout
+        self.spec_augment = bool(spec_augment)
         self.blank_index = vocabulary_size
 
     def output_lengths(self, sample_lengths):
         """Valid output frames `(batch,)` int32 for waveform lengths `(batch,)` in samples."""
-        front_end = self.get_layer("ctc_log_mel")
-        frames = front_end.num_frames(tf.convert_to_tensor(sample_lengths))
-        for st, _ in self.conv_strides:
-            frames = (frames + st - 1) // st  # "same" padding: ceil(frames / stride)
-        return frames
+        return ctc_output_lengths(sample_lengths, self.frame_length, self.frame_step, self.conv_strides)
 
     def ctc_loss(self, labels, probs, label_lengths, sample_lengths):
         """Per-example CTC loss for this model's outputs and waveform lengths."""

@@ -17,8 +17,8 @@ def predict_dataset(model, ds, batch_size=256):
 
 def take_examples(ds, n):
     """The first `n` (inputs, targets) of an unbatched (x, y) dataset, stacked as numpy (arrays,
-    or dicts of arrays)."""
-    batch = next(iter(ds.batch(n)))
+    or dicts of arrays; inputs of different lengths zero-padded at the end)."""
+    batch = next(iter(ds.padded_batch(n)))
     return tf.nest.map_structure(lambda t: t.numpy(), batch)
 
 

@@ -77,7 +77,8 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
                       loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
                       checkpoint_dir=run.file("checkpoints"), monitor=task.monitor, logger=None,
-                      history=run.read_history() if resuming else (), verbose=verbose, batch=task.batch)
+                      history=run.read_history() if resuming else (), verbose=verbose, batch=task.batch,
+                      train_batch=task.train_batch)
     if chief and not resuming:
         os.makedirs(run.path, exist_ok=True)
         run.write_config(config_lib.dump_yaml(cfg))

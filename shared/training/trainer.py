@@ -34,7 +34,7 @@ class Trainer:
     """
 
     def __init__(self, *, strategy, model, optimizer, data, loss, step_metrics, cfg,
-                 checkpoint_dir, monitor="val_loss", logger=None, history=(), verbose=True, batch=None):
+                 checkpoint_dir, monitor="val_loss", logger=None, history=(), verbose=True, batch=None, train_batch=None):
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
@@ -42,6 +42,7 @@ class Trainer:
         self.loss = loss
         self.step_metrics = dict(step_metrics)
         self.batch = batch or (lambda ds, n, drop: ds.batch(n, drop_remainder=drop, num_parallel_calls=tf.data.AUTOTUNE))
+        self.train_batch = train_batch or (lambda ds, n: self.batch(ds, n, True))
         self.cfg = cfg
         self.monitor = monitor
         self.logger = logger
@@ -87,7 +88,7 @@ class Trainer:
         """The epoch's (x, y, weight) training batches, shuffled, preprocessed and augmented."""
         ds = self.data.train.shuffle(
             min(self.data.info.num_train, 60000), seed=self.cfg.seed + epoch, reshuffle_each_iteration=False)
-        ds = self._preprocessed(self.batch(ds, self.global_batch, True))
+        ds = self._preprocessed(self.train_batch(ds, self.global_batch))
         if self.data.info.augment is not None:
             augment = self.data.info.augment
             ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,1 @@
+"""Speech app: a synthetic speech corpus, speech recognition and keyword spotting."""

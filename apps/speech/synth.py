@@ -1,0 +1,332 @@
+"""`dl-speech synth`: the embedded speech corpus, spoken by espeak-ng and made less clean.
+
+Every utterance is planned from the seed first (category, text, voice, rate, pitch and its
+augmentation seed), then rendered in parallel, so a corpus is the same for a seed whatever
+the number of workers. A voice is an espeak-ng English accent + a voice variant (101
+variants: a speaker's timbre); the validation and test splits have variants of their own,
+never heard in training (fixed, so every corpus tests on the same voices).
+
+Categories: `words` (one word in a 1-second clip: the 10 keywords or another word, for
+keyword spotting), `silence` (1 second of noise only), `digits` (3-7 spoken digits),
+`commands` (short commands) and `sentences` (fortunes, chatterbot English and gettext
+English lines of 3-14 plain words). Transcripts are lower-case letters, apostrophes and
+spaces: exactly the words spoken.
+
+Augmentation, each with its own probability: speed perturbation (×0.9-1.1, Kaldi-style
+resampling), room reverberation (a generated exponentially decaying impulse response),
+leading/trailing silence, gain, and additive white, pink or babble noise (other sentences
+spoken by the split's voices) at 5-30 dB SNR.
+
+Written as TFRecord shards (`{split}-{i:05d}.tfrecord`: 16-bit PCM at 16 kHz, transcript,
+category, voice, duration) with `manifest.tsv` (path, split, category, voice, duration,
+transcript), atomically, into the data cache.
+"""
+
+import io
+import os
+import re
+import shutil
+import subprocess
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from shared.data.audio import SAMPLE_RATE, resample
+from shared.data.cache import data_cache
+from shared.errors import UserError
+
+VERSION = 1
+ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+CATEGORIES = {"words": 0.45, "silence": 0.05, "digits": 0.15, "commands": 0.15, "sentences": 0.20}
+MEAN_SECONDS = 1.6  # measured mean utterance length of this mix (sizes a corpus for --hours)
+SPLITS = {"val": 0.1, "test": 0.1}  # fractions of utterances; the rest is train
+HELD_OUT_VARIANTS = {"val": 8, "test": 12}
+SOUNDALIKES = {"know", "write", "rite", "wright", "oh", "nope", "goes", "ups"}  # near a keyword or a digit
+SHARD_SIZE = 1000
+_COMMANDS = ("turn {lr}", "go {dir}", "move {dir}", "look {dir}", "turn {onoff} the {thing}",
+             "switch {onoff} the {thing}", "turn the {thing} {onoff}", "{stopgo} now", "please {stopgo}",
+             "volume {updown}", "say {yesno}", "{yesno} please", "{dir}", "{stopgo}", "{yesno}", "{onoff}")
+_SLOTS = dict(lr=("left", "right"), dir=("up", "down", "left", "right"), onoff=("on", "off"),
+              thing=("light", "lights", "radio", "music", "fan", "heater", "television"),
+              stopgo=("stop", "go"), updown=("up", "down"), yesno=("yes", "no"))
+
+
+def espeak_data_dir():
+    """espeak-ng's data directory (from `espeak-ng --version`), or a one-line error."""
+    try:
+        out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        raise UserError("espeak-ng not found: run `make setup` (it installs Debian's espeak-ng)") from None
+    return out.split("Data at:")[-1].strip()
+
+
+def voice_splits():
+    """{split: [voice]}: accents × variants, the variants of val and test held out of train."""
+    variants = sorted(os.listdir(os.path.join(espeak_data_dir(), "voices", "!v")))
+    order = np.random.default_rng(0).permutation(len(variants))
+    held, start = {}, 0
+    for split, n in HELD_OUT_VARIANTS.items():
+        held[split] = [variants[i] for i in order[start:start + n]]
+        start += n
+    held["train"] = [variants[i] for i in order[start:]]
+    return {split: [f"{a}+{v}" for v in sorted(vs) for a in ACCENTS] for split, vs in held.items()}
+
+
+def normalize(text):
+    """Lower-case words of letters and apostrophes, single spaces."""
+    text = text.lower().replace("\u2019", "'").replace("-", " ")
+    return " ".join(w.strip("'") for w in re.sub(r"[^a-z' ]", " ", text).split() if w.strip("'"))
+
+
+_PLAIN = re.compile(r"^[A-Za-z][A-Za-z ,.'!?;:\-]*$")
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "eg", "ie", "ok"}
+
+
+def speakable(line):
+    """A line espeak-ng says as exactly its words: plain words, 3-14 of them, no acronyms,
+    abbreviations or single letters other than 'a' and 'I'."""
+    if not _PLAIN.match(line) or "--" in line:
+        return False
+    words = line.replace("-", " ").split()
+    if not 3 <= len(words) <= 14:
+        return False
+    for w in words:
+        bare = w.strip(",.'!?;:")
+        if sum(c.isupper() for c in bare) > 1 or bare.lower() in _ABBREVIATIONS:
+            return False
+        if len(bare) == 1 and bare.lower() not in ("a", "i"):
+            return False
+    return True
+
+
+SENTENCE_SOURCES = {"fortunes": 0.5, "chatterbot": 0.25, "gettext": 0.25}
+
+
+def sentence_pool():
+    """{source: speakable sentences}: fortunes (split into sentences), chatterbot English
+    lines and gettext English messages."""
+    from shared.data.corpus import chatterbot_english, fortunes, gettext_english
+
+    def sentences(texts):
+        found = {s.strip() for t in texts for s in re.split(r"(?<=[.!?])\s+", " ".join(t.split()))}
+        return sorted(s for s in found if speakable(s))
+
+    return {"fortunes": sentences(t for _, t in fortunes()),
+            "chatterbot": sentences(t for _, t in chatterbot_english()),
+            "gettext": sentences(t for _, t in gettext_english())}
+
+
+def unknown_words(pool, count=300):
+    """The most frequent words of the sentences that are not keywords, digits or sound-alikes."""
+    counts = Counter(w for lines in pool.values() for s in lines for w in normalize(s).split())
+    banned = set(KEYWORDS) | set(DIGITS) | SOUNDALIKES
+    return [w for w, _ in counts.most_common() if w not in banned and len(w) >= 2 and "'" not in w][:count]
+
+
+def _text(rng, category, sentences, unknown):
+    if category == "words":
+        return str(rng.choice(KEYWORDS)) if rng.random() < 0.7 else str(rng.choice(unknown))
+    if category == "silence":
+        return ""
+    if category == "digits":
+        return " ".join(rng.choice(DIGITS, size=int(rng.integers(3, 8))))
+    if category == "commands":
+        template = str(rng.choice(_COMMANDS))
+        return template.format(**{k: str(rng.choice(v)) for k, v in _SLOTS.items()})
+    source = str(rng.choice(list(SENTENCE_SOURCES), p=list(SENTENCE_SOURCES.values())))
+    return str(rng.choice(sentences[source]))
+
+
+def _any_sentence(rng, sentences):
+    return str(rng.choice(sentences[str(rng.choice(list(SENTENCE_SOURCES)))]))
+
+
+def plan(hours, seed):
+    """The utterances of a corpus: [dict(split, category, text, transcript, voice, rate, pitch, seed)]."""
+    if not hours > 0:
+        raise UserError(f"--hours: expected a positive number of hours; got {hours}")
+    voices, sentences = voice_splits(), sentence_pool()
+    unknown = unknown_words(sentences)
+    rng = np.random.default_rng(seed)
+    count = max(int(np.ceil(hours * 3600 / MEAN_SECONDS)), 20)
+    names, probs = list(CATEGORIES), list(CATEGORIES.values())
+    out = []
+    for i in range(count):
+        u = (i * 0.618033988749895) % 1.0  # low-discrepancy split assignment: exact fractions at any size
+        split = "val" if u < SPLITS["val"] else "test" if u < SPLITS["val"] + SPLITS["test"] else "train"
+        category = names[int(rng.choice(len(names), p=probs))]
+        text = _text(rng, category, sentences, unknown)
+        out.append(dict(split=split, category=category, text=text, transcript=normalize(text),
+                        voice=str(rng.choice(voices[split])), rate=int(rng.integers(130, 211)),
+                        pitch=int(rng.integers(25, 76)), seed=int(rng.integers(2 ** 31))))
+    babble = {split: [dict(text=_any_sentence(rng, sentences), voice=str(rng.choice(voices[split])),
+                           rate=int(rng.integers(130, 211)), pitch=int(rng.integers(25, 76)))
+                      for _ in range(12)] for split in voices}
+    return out, babble
+
+
+def speak(text, voice, rate, pitch):
+    """espeak-ng's rendering of `text` as float32 at 16 kHz."""
+    result = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdin", "--stdout"],
+                            input=text.encode(), capture_output=True, check=True)
+    wav = result.stdout
+    rate_in = int.from_bytes(wav[24:28], "little")
+    samples = np.frombuffer(wav[44:44 + (len(wav) - 44) // 2 * 2], "<i2").astype(np.float32) / 32768.0
+    return resample(_trim(samples), rate_in, SAMPLE_RATE)
+
+
+def _trim(x, threshold=0.01):
+    loud = np.flatnonzero(np.abs(x) > threshold * max(float(np.abs(x).max()), 1e-9))
+    return x[loud[0]:loud[-1] + 1] if loud.size else x[:0]
+
+
+def pink_noise(rng, n):
+    """Noise with a 1/f power spectrum, unit RMS."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    spectrum /= np.sqrt(np.maximum(np.arange(len(spectrum)), 1.0))
+    x = np.fft.irfft(spectrum, n)
+    return x / (np.sqrt(np.mean(x ** 2)) + 1e-9)
+
+
+def impulse_response(rng):
+    """A room's impulse response: the direct path then exponentially decaying noise (RT60 0.15-0.7 s)."""
+    rt60 = rng.uniform(0.15, 0.7)
+    t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+    tail = rng.standard_normal(t.size) * np.exp(-6.9 * t / rt60) * rng.uniform(0.1, 0.4)
+    tail[: int(0.002 * SAMPLE_RATE)] = 0.0  # the first reflections arrive after the direct sound
+    tail[0] = 1.0
+    return tail
+
+
+def _noise(rng, kind, n, babble):
+    if kind == "white":
+        return rng.standard_normal(n)
+    if kind == "pink":
+        return pink_noise(rng, n)
+    mix = np.zeros(n)
+    for k in rng.choice(len(babble), size=int(rng.integers(3, 7)), replace=False):
+        talk = np.tile(babble[k], int(np.ceil(n / max(len(babble[k]), 1))) + 1)
+        start = int(rng.integers(len(babble[k]) or 1))
+        mix += talk[start:start + n]
+    return mix
+
+
+def augment(speech, rng, babble, clip_seconds=None):
+    """The utterance as a recording: speed, reverb, silence (or a place in a fixed-length
+    clip), gain and noise. Returns float32 in [-1, 1]."""
+    x = speech.astype(np.float64)
+    if x.size and rng.random() < 0.5:
+        x = resample(x, 100, int(round(100 * rng.uniform(0.9, 1.1))))
+    if x.size and rng.random() < 0.4:
+        from scipy.signal import fftconvolve
+
+        x = fftconvolve(x, impulse_response(rng))[: x.size + int(0.3 * SAMPLE_RATE)]
+    if clip_seconds:
+        n = int(clip_seconds * SAMPLE_RATE)
+        x = x[:n]
+        start = int(rng.integers(0, n - x.size + 1))
+        x = np.pad(x, (start, n - x.size - start))
+    else:
+        x = np.pad(x, (int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), int(rng.uniform(0.05, 0.4) * SAMPLE_RATE)))
+    peak = np.abs(x).max()
+    level = 10 ** (rng.uniform(-12, -1) / 20)
+    x = x * (level / peak) if peak > 0 else x
+    if peak == 0 or rng.random() < 0.8:
+        noise = _noise(rng, str(rng.choice(["white", "pink", "babble"])), x.size, babble)
+        noise /= np.sqrt(np.mean(noise ** 2)) + 1e-12
+        if peak > 0:
+            speech_rms = np.sqrt(np.mean(x[np.abs(x) > 0.01 * level] ** 2)) if np.any(x) else 0.0
+            x = x + noise * speech_rms / 10 ** (rng.uniform(5, 30) / 20)
+        else:  # a silence clip: noise alone, from quiet to loud
+            x = noise * 10 ** (rng.uniform(-50, -15) / 20)
+    return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+_BABBLE = {}
+
+
+def _render_babble(specs):
+    """Renders each split's babble talkers once per worker process."""
+    _BABBLE.update({split: [speak(b["text"], b["voice"], b["rate"], b["pitch"]) for b in talkers]
+                    for split, talkers in specs.items()})
+
+
+def _render(utterance):
+    babble = _BABBLE[utterance["split"]]
+    rng = np.random.default_rng(utterance["seed"])
+    clean = speak(utterance["text"], utterance["voice"], utterance["rate"], utterance["pitch"]) \
+        if utterance["text"] else np.zeros(0, np.float32)
+    one_second = utterance["category"] in ("words", "silence")
+    return augment(clean, rng, babble, clip_seconds=1.0 if one_second else None)
+
+
+def _example(utterance, audio):
+    import tensorflow as tf
+
+    pcm = np.round(audio * 32767).astype("<i2").tobytes()
+    feature = {
+        "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[pcm])),
+        "transcript": tf.train.Feature(bytes_list=tf.train.BytesList(value=[utterance["transcript"].encode()])),
+        "category": tf.train.Feature(bytes_list=tf.train.BytesList(value=[utterance["category"].encode()])),
+        "voice": tf.train.Feature(bytes_list=tf.train.BytesList(value=[utterance["voice"].encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def corpus_dir(hours, seed):
+    return data_cache("speech", f"synth-v{VERSION}-{hours:g}h-seed{seed}")
+
+
+def synthesize(hours=4.0, seed=0, out=None, workers=2, verbose=True):
+    """Builds the corpus (or returns the cached one): its directory, with the shards and
+    `manifest.tsv`."""
+    import tensorflow as tf
+
+    out = out or corpus_dir(hours, seed)
+    if os.path.isfile(os.path.join(out, "manifest.tsv")):
+        return out
+    utterances, babble = plan(hours, seed)
+    tmp = f"{out}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    progress = None
+    if verbose:
+        import keras
+
+        progress = keras.utils.Progbar(len(utterances), unit_name="utterance")
+    rows, writers, counts = [], {}, Counter()
+    with ProcessPoolExecutor(max_workers=workers, initializer=_render_babble, initargs=(babble,)) as pool:
+        for i, audio in enumerate(pool.map(_render, utterances, chunksize=16)):
+            u = utterances[i]
+            shard = f"{u['split']}-{counts[u['split']] // SHARD_SIZE:05d}.tfrecord"
+            if shard not in writers:
+                writers[shard] = tf.io.TFRecordWriter(os.path.join(tmp, shard))
+            writers[shard].write(_example(u, audio))
+            rows.append((f"{shard}#{counts[u['split']] % SHARD_SIZE}", u["split"], u["category"], u["voice"],
+                         f"{audio.size / SAMPLE_RATE:.3f}", u["transcript"]))
+            counts[u["split"]] += 1
+            if progress:
+                progress.update(i + 1)
+    for writer in writers.values():
+        writer.close()
+    with open(os.path.join(tmp, "manifest.tsv"), "w", encoding="utf-8") as f:
+        f.write("path\tsplit\tcategory\tvoice\tduration\ttranscript\n")
+        f.writelines("\t".join(row) + "\n" for row in rows)
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def read_manifest(directory):
+    """[dict(path, split, category, voice, duration, transcript)] of a corpus directory."""
+    path = os.path.join(directory, "manifest.tsv")
+    if not os.path.isfile(path):
+        raise UserError(f"{directory}: no manifest.tsv (not a dl-speech synth corpus)")
+    with open(path, encoding="utf-8") as f:
+        header, *lines = f.read().splitlines()
+    keys = header.split("\t")
+    return [dict(zip(keys, line.split("\t"))) for line in lines]
