@@ -315,9 +315,12 @@ def synthesize(hours=4.0, seed=0, out=None, workers=2, verbose=True):
     with open(os.path.join(tmp, "manifest.tsv"), "w", encoding="utf-8") as f:
         f.write("path\tsplit\tcategory\tvoice\tduration\ttranscript\n")
         f.writelines("\t".join(row) + "\n" for row in rows)
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    try:
+        os.rename(tmp, out)
+    except OSError:  # another process finished the same corpus first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.path.isfile(os.path.join(out, "manifest.tsv")):
+            raise UserError(f"{out}: exists but is not a finished corpus; remove it and rerun") from None
     return out
 
 

@@ -48,7 +48,8 @@ class AsrConfig(SpeechConfig):
 
     model: str = "deepspeech2_small"
     spec_augment: bool = True
-    epochs: int = 12
+    epochs: int = 18
+    warmup_epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 1e-3
     beam_width: int = 16
@@ -56,7 +57,7 @@ class AsrConfig(SpeechConfig):
     @classmethod
     def tiny(cls):
         cfg = super().tiny()
-        cfg.model, cfg.beam_width = "deepspeech2_tiny", 4
+        cfg.model, cfg.beam_width, cfg.warmup_epochs = "deepspeech2_tiny", 4, 0
         return cfg
 
 
@@ -69,11 +70,12 @@ class KwsConfig(SpeechConfig):
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 3e-3
+    quantize: str = "none,int8"  # int8: for microcontroller-class devices
 
     @classmethod
     def tiny(cls):
         cfg = super().tiny()
-        cfg.model = "kws_tiny"
+        cfg.model, cfg.quantize = "kws_tiny", "none"
         return cfg
 
 

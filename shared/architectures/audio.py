@@ -32,8 +32,11 @@ class LogMelSpectrogram(keras.layers.Layer):
     """Waveform `(batch, samples)` float -> log-mel `(batch, frames, num_mel_bins)` float32,
     `frames = 1 + (samples - frame_length) // frame_step` (no padding, as `tf.signal.stft`).
 
-    Always computes in float32 (also under a mixed-precision policy).
+    Always computes in float32 (also under a mixed-precision policy), and stays float in an
+    int8 TFLite model (`keep_float_in_int8`): log-spectra span a range int8 cannot carry.
     """
+
+    keep_float_in_int8 = True
 
     def __init__(self, sampling_rate=16000, frame_length=400, frame_step=160, fft_length=512,
                  num_mel_bins=80, lower_edge_hertz=20.0, upper_edge_hertz=7600.0, power=2.0,
@@ -112,7 +115,10 @@ class LogMelSpectrogram(keras.layers.Layer):
 class UtteranceNormalization(keras.layers.Layer):
     """Per-example mean/variance normalization over all non-batch axes (CMVN):
     `(x - mean) / sqrt(var + epsilon)`. Stateless, so it needs no adaptation and
-    behaves the same in training and inference. Output shape: same as input."""
+    behaves the same in training and inference. Output shape: same as input. Float in an
+    int8 TFLite model, as the front end before it."""
+
+    keep_float_in_int8 = True
 
     def __init__(self, epsilon=1e-3, **kwargs):
         kwargs["dtype"] = "float32"

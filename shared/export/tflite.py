@@ -133,8 +133,17 @@ def convert_saved_model(saved_model_dir, quantize: str = "none", representative_
 
 
 def float_layer_names(model) -> list:
-    """Names of the serving model's layers that must stay float under int8 quantization."""
-    return [layer.name for layer in as_serving_model(model).layers if getattr(layer, "keep_float_in_int8", False)]
+    """Names of the serving model's layers (nested models' included) that must stay float
+    under int8 quantization."""
+    import keras
+
+    def flat(layers):
+        for layer in layers:
+            yield layer
+            if isinstance(layer, keras.Model):
+                yield from flat(layer.layers)
+
+    return [layer.name for layer in flat(as_serving_model(model).layers) if getattr(layer, "keep_float_in_int8", False)]
 
 
 def _selectively_quantized(converter, float_content: bytes, layer_names) -> bytes:

@@ -1,0 +1,77 @@
+"""Keyword spotting: the detection curve, listening over a long recording, the exported signature."""
+
+import json
+
+import numpy as np
+import pytest
+
+from apps.speech.data import KWS_CLASSES, fit_clip, kws_label
+from apps.speech.keywords import NUM_KEYWORDS, detection_curve, listen
+
+
+def test_labels_and_clips():
+    import tensorflow as tf
+
+    labels = [int(kws_label(tf.constant(t), tf.constant(c))) for t, c in
+              (("yes", "words"), ("go", "words"), ("house", "words"), ("", "silence"))]
+    assert [KWS_CLASSES[i] for i in labels] == ["yes", "go", "_unknown_", "_silence_"]
+    assert fit_clip(tf.ones([12000])).shape == (16000,) and fit_clip(tf.ones([20000])).shape == (16000,)
+    assert float(tf.reduce_sum(fit_clip(tf.ones([12000])))) == 12000
+
+
+def test_detection_curve_counts_false_accepts_and_rejects():
+    y = np.array([0, 1, 10, 11])
+    probs = np.zeros((4, 12))
+    probs[0, 0], probs[1, 2], probs[2, 3], probs[3, 11] = 0.9, 0.8, 0.6, 0.95  # clip 1: the wrong keyword
+    thresholds, frr, fa_per_hour, far = detection_curve(y, probs)
+    at = lambda t: int(np.argmin(np.abs(thresholds - t)))  # noqa: E731
+    assert frr[at(0.5)] == 0.5 and far[at(0.5)] == 0.5 and fa_per_hour[at(0.5)] == 1800
+    assert frr[at(0.95)] == 1.0 and far[at(0.95)] == 0.0
+
+
+def test_listen_reports_each_keyword_once_at_its_time():
+    def fake_model(batch):  # "hears" `stop` in windows centred on 2-3 s, `go` near 6 s
+        starts = fake_model.calls
+        probs = np.full((len(batch["waveform"]), len(KWS_CLASSES)), 0.01)
+        for i in range(len(batch["waveform"])):
+            centre = (starts + i) * 0.25
+            if 2.0 <= centre <= 3.0:
+                probs[i, KWS_CLASSES.index("stop")] = 0.9 - abs(centre - 2.5) / 10
+            elif 5.75 <= centre <= 6.25:
+                probs[i, KWS_CLASSES.index("go")] = 0.7
+            else:
+                probs[i, NUM_KEYWORDS + 1] = 0.9
+        fake_model.calls += len(batch["waveform"])
+        return {"probabilities": probs}
+
+    fake_model.calls = 0
+    heard = listen(fake_model, np.zeros(8 * 16000, np.float32), batch_size=7)
+    assert [(h["keyword"], h["time"]) for h in heard] == [("stop", 2.5), ("go", 5.75)]
+
+
+@pytest.mark.slow
+def test_kws_export_signature_and_listen_command(tmp_path):
+    from tests.conftest import error_line, run_command
+
+    home = tmp_path / "home"
+    result = run_command(["dl-speech", "train", "kws", "--tiny", "--run-name", "t", "--quiet", "--export", "savedmodel"],
+                         home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = home / "saved_models" / "speech" / "kws" / "t"
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(run / "saved_model")).signatures["serving_default"]
+    assert signature.structured_input_signature[1]["waveform"].shape.as_list() == [None, 16000]
+    out = signature(waveform=tf.zeros([3, 16000]))
+    assert list(out) == ["probabilities"] and out["probabilities"].shape == (3, 12)
+    from apps.speech import synth
+    from shared.data.audio import write_wav
+
+    talk = np.concatenate([np.zeros(8000), synth.speak("stop", "en-us", 160, 50), np.zeros(16000)])
+    write_wav(tmp_path / "talk.wav", talk)
+    result = run_command(["dl-speech", "listen", run, tmp_path / "talk.wav", "--json", "--threshold", "0.01"], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    hits = [json.loads(line) for line in result.stdout.splitlines()]
+    assert hits and all(h["keyword"] in KWS_CLASSES[:NUM_KEYWORDS] and 0 <= h["time"] <= len(talk) / 16000 for h in hits)
+    line = error_line(run_command(["dl-speech", "listen", run, tmp_path / "talk.wav", "--threshold", "2"], home))
+    assert line == "dl-speech: error: --threshold: expected a probability in (0, 1]; got 2.0"
