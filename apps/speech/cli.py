@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 
+from apps.speech.bench import bench, bench_arguments
 from shared.cli import AppCommand, app_main
 from shared.data.audio import SAMPLE_RATE, read_wav
 from shared.errors import UserError
@@ -116,6 +117,8 @@ def _listen(run, task, cfg, info, args):
 
 
 COMMANDS = (
+    AppCommand("bench", "compare a run with its peer (pocketsphinx) on the same test audio, and time it",
+               bench_arguments, bench),
     AppCommand("synth", "build the embedded speech corpus (espeak-ng voices, augmented)", _synth_arguments,
                _synth, on_run=False),
     AppCommand("transcribe", "transcribe WAV files with an asr run", _transcribe_arguments, _transcribe),

@@ -107,29 +107,35 @@ def manifest_corpus(path, seed):
     return out
 
 
+SPLIT_NAMES = {"train": ("train", "train_clean100"), "val": ("validation", "dev_clean"), "test": ("test", "test_clean")}
+
+
 def tfds_corpus(cfg):
-    """{split: (dataset, rows)} of `tfds:librispeech` or `tfds:speech_commands` from a local data_dir."""
+    """{split: (dataset, rows)} of a TFDS speech dataset from a local data_dir: LibriSpeech's
+    shape (`speech` int16, `text`) or Speech Commands' (`audio` int16, `label`)."""
     import tensorflow as tf
 
     from shared.data.tfds import prepared_builder
 
     name = cfg.data.split(":", 1)[1]
-    known = {"librispeech": ("train_clean100", "dev_clean", "test_clean"),
-             "speech_commands": ("train", "validation", "test")}
-    if name.split("/")[0] not in known:
-        raise UserError(f"--data tfds:{name}: expected tfds:librispeech or tfds:speech_commands")
-    splits = known[name.split("/")[0]]
     builder = prepared_builder(name, cfg.data_dir, cfg.download)
     info, out = builder.info, {}
-    for split, ds in zip(("train", "val", "test"), (builder.as_dataset(split=s) for s in splits)):
-        if "speech" in info.features:  # librispeech: speech int16, text
+    if not ({"speech", "text"} <= set(info.features) or {"audio", "label"} <= set(info.features)):
+        raise UserError(f"--data tfds:{name}: expected LibriSpeech's (speech, text) or Speech Commands' "
+                        f"(audio, label) features; it has {', '.join(info.features)}")
+    for split, candidates in SPLIT_NAMES.items():
+        found = [c for c in candidates if c in info.splits]
+        if not found:
+            raise UserError(f"--data tfds:{name}: no {' or '.join(candidates)} split")
+        ds = builder.as_dataset(split=found[0])
+        if "speech" in info.features:
             ds = ds.map(lambda e: (tf.cast(e["speech"], tf.float32) / 32768.0, tf.strings.lower(e["text"]), "sentences"))
-        else:  # speech_commands: audio int16, label
+        else:
             names = tf.constant([_kws_name(n) for n in info.features["label"].names])
             ds = ds.map(lambda e: (tf.cast(e["audio"], tf.float32) / 32768.0, tf.gather(names, e["label"]),
                                    tf.where(tf.gather(names, e["label"]) == "", "silence", "words")))
-        count = int(info.splits[splits[("train", "val", "test").index(split)]].num_examples)
-        out[split] = (ds, [dict(category="tfds")] * count)
+        out[split] = (ds, [dict(category="sentences" if "speech" in info.features else "words")]
+                      * int(info.splits[found[0]].num_examples))
     return out
 
 

@@ -86,6 +86,19 @@ def test_transcribe_reads_any_wav_and_long_files_in_windows(asr_run, tmp_path):
     assert line == f"dl-speech: error: {run}: a asr run; listen needs a kws run"
 
 
+@pytest.mark.slow
+def test_bench_scores_the_run_and_pocketsphinx_on_the_same_audio(asr_run):
+    home, run = asr_run
+    result = run_command(["dl-speech", "export", run, "--format", "savedmodel"], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_command(["dl-speech", "bench", run, "--limit", "6", "--speed-utterances", "2"], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bench = json.loads((run / "metrics.json").read_text())["bench"]
+    assert bench["num_utterances"] == 6 and "pocketsphinx (en-us LM)" in bench["error_rates"]
+    assert all(0 <= r["all"]["cer"] for name, r in bench["error_rates"].items() if "all" in r)
+    assert set(bench["real_time_factor"]) == {"savedmodel", "pocketsphinx"}
+
+
 def test_long_recordings_are_cut_at_quiet_points():
     from apps.speech.cli import windows
 
@@ -95,3 +108,25 @@ def test_long_recordings_are_cut_at_quiet_points():
     assert cuts[0][0] == 0 and cuts[-1][1] == len(x)
     assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:])) and all(e - s <= 15 * 16000 for s, e in cuts)
     assert 14 * 16000 <= cuts[0][1] <= 14 * 16000 + 1600
+
+
+def test_manifest_data_reads_wavs_relative_to_the_file(tmp_path):
+    from apps.speech.recognition import build_asr_data
+
+    (tmp_path / "clips").mkdir()
+    lines = []
+    for i in range(30):
+        write_wav(tmp_path / "clips" / f"{i}.wav", 0.1 * np.sin(np.arange(4000 + 100 * i) / 5))
+        lines.append(f"clips/{i}.wav\tClip number {i}!")
+    (tmp_path / "data.tsv").write_text("\n".join(lines) + "\n")
+    cfg = AsrConfig(data=f"manifest:{tmp_path / 'data.tsv'}")
+    data = build_asr_data(cfg)
+    info = data.info
+    assert info.num_train + info.num_val + info.num_test == 30 and info.num_train > info.num_test > 0
+    for x, y in data.train.take(3):
+        n = (int(x.shape[0]) - 4000) // 100
+        text = ids_to_text(y["labels"][None]).numpy()[0].decode()
+        assert text == "clip number" and int(y["samples"]) == 4000 + 100 * n  # digits are not in the alphabet
+    (tmp_path / "bad.tsv").write_text("only-one-column\n")
+    with pytest.raises(Exception, match="line 1: expected 'wav path<TAB>transcript'"):
+        build_asr_data(AsrConfig(data=f"manifest:{tmp_path / 'bad.tsv'}"))

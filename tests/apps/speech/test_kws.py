@@ -75,3 +75,38 @@ def test_kws_export_signature_and_listen_command(tmp_path):
     assert hits and all(h["keyword"] in KWS_CLASSES[:NUM_KEYWORDS] and 0 <= h["time"] <= len(talk) / 16000 for h in hits)
     line = error_line(run_command(["dl-speech", "listen", run, tmp_path / "talk.wav", "--threshold", "2"], home))
     assert line == "dl-speech: error: --threshold: expected a probability in (0, 1]; got 2.0"
+    result = run_command(["dl-speech", "bench", run, "--speed-utterances", "2"], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bench = json.loads((run / "metrics.json").read_text())["bench"]
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert bench["keras"]["accuracy"] == bench["savedmodel"]["accuracy"] == test["accuracy"]
+    assert bench["num_clips"] == test["num_examples"] and bench["savedmodel"]["real_time_factor"] > 0
+
+
+def test_speech_commands_from_a_local_tfds_dir(tmp_path):
+    """`--data tfds:NAME` reads a dataset of Speech Commands' shape (int16 audio, 12 labels)."""
+    import tensorflow_datasets as tfds
+
+    from apps.speech.keywords import build_kws_data
+    from apps.speech.tasks import KwsConfig
+    from tests.conftest import store_tfds
+
+    names = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "_silence_", "_unknown_"]
+    features = tfds.features.FeaturesDict({
+        "audio": tfds.features.Audio(file_format=None, shape=(None,), dtype=np.int16, sample_rate=16000),
+        "label": tfds.features.ClassLabel(names=names)})
+    rng = np.random.default_rng(0)
+    clip = lambda n: (rng.standard_normal(n) * 3000).astype(np.int16)  # noqa: E731
+    splits = {s: [{"audio": clip(16000 - 1000 * i), "label": i % 12} for i in range(12)]
+              for s in ("train", "validation", "test")}
+    store_tfds("tiny_commands", features, splits, tmp_path)
+    cfg = KwsConfig(data="tfds:tiny_commands", data_dir=str(tmp_path))
+    data = build_kws_data(cfg)
+    x, y = zip(*data.test.as_numpy_iterator())
+    assert data.info.num_train == 12 and all(a.shape == (16000,) for a in x)
+    for clip_x, label in zip(x, y):  # TFDS does not keep the order: find each clip by its length
+        i = int(round((16000 - np.count_nonzero(clip_x)) / 1000))
+        assert KWS_CLASSES[label] == names[i], (i, KWS_CLASSES[label])
+        original = splits["test"][i]["audio"] / 32768.0
+        start = (16000 - len(original)) // 2
+        assert np.allclose(clip_x[start:start + len(original)], original, atol=1e-6)
