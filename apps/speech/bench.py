@@ -1,6 +1,7 @@
 """`dl-speech bench RUN`: a run against its peer on the same test audio, and its speed.
 
-- asr: WER/CER overall and per category of the run (greedy and beam search) beside
+- asr: WER/CER overall and per category of the run (greedy, beam search, and beam search
+  rescored with a word trigram LM of the training transcripts: `apps.speech.rescoring`) beside
   pocketsphinx (its en-us model and default language model; with a digit grammar on the
   digit strings), on the same held-out-voice test utterances; real-time factor (compute
   seconds per audio second) of the SavedModel and the TFLite model at batch 1, and of
@@ -20,6 +21,8 @@ from shared.errors import UserError
 
 def bench_arguments(parser):
     parser.add_argument("--limit", type=int, default=0, help="test utterances to use (default: all)")
+    parser.add_argument("--val-limit", type=int, default=300,
+                        help="validation utterances that choose the word LM's weight (default 300)")
     parser.add_argument("--speed-utterances", type=int, default=50,
                         help="utterances timed at batch 1 for the real-time factors (default 50)")
 
@@ -68,6 +71,13 @@ def bench_asr(run, task, cfg, info, args):
     model = engine.load_model(run)
     ds = data.test.take(len(examples))
     refs, greedy, beam = transcribe_dataset(model, ds, beam_width=cfg.beam_width)
+    print("Word trigram LM of the training transcripts; alpha and beta on validation …", flush=True)
+    from apps.speech.data import ids_to_text
+    from apps.speech.rescoring import lm_beam_search
+
+    labels = data.train.map(lambda x, y: y["labels"]).padded_batch(256, padding_values=-1)
+    train_text = [t.decode() for batch in labels for t in ids_to_text(batch).numpy()]
+    with_lm, fusion = lm_beam_search(model, data.val.take(args.val_limit), ds, train_text, cfg.beam_width)
     print(f"pocketsphinx on {len(waveforms)} test utterances …", flush=True)
     started = time.perf_counter()
     sphinx = pocketsphinx_transcripts(waveforms)
@@ -75,7 +85,7 @@ def bench_asr(run, task, cfg, info, args):
     digits = [i for i, c in enumerate(categories) if c == "digits"]
     sphinx_digits = dict(zip(digits, pocketsphinx_digits([waveforms[i] for i in digits])))
     systems = {f"{cfg.model} greedy": greedy, f"{cfg.model} beam {cfg.beam_width}": beam,
-               "pocketsphinx (en-us LM)": sphinx}
+               f"{cfg.model} beam + word LM": with_lm, "pocketsphinx (en-us LM)": sphinx}
     table = {}
     for name, hyps in systems.items():
         table[name] = {"all": error_rates(refs, hyps)}
@@ -97,7 +107,8 @@ def bench_asr(run, task, cfg, info, args):
         print(f"  {name:34s}" + "".join(f"{c:>16s}" for c in cells))
     print("Real-time factor at batch 1 (compute s per audio s): "
           + ", ".join(f"{k} {v:.4f}" for k, v in speed.items()))
-    result = {"num_utterances": len(refs), "error_rates": table, "real_time_factor": speed,
+    print(f"Word LM weight alpha {fusion['alpha']}, word bonus beta {fusion['beta']} (validation WER {fusion['val_wer']:.3f})")
+    result = {"num_utterances": len(refs), "error_rates": table, "real_time_factor": speed, "word_lm": fusion,
               "samples": [{"reference": r, "ours": g, "pocketsphinx": s} for r, g, s in zip(refs[:8], greedy, sphinx)]}
     _record(run, result)
 

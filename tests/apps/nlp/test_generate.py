@@ -147,7 +147,7 @@ def test_indexed_kneser_ney_equals_nltk():
     from nltk.lm import KneserNeyInterpolated, Vocabulary
     from nltk.util import everygrams, pad_sequence
 
-    from apps.nlp.peers import kneser_ney_model
+    from shared.ngram import kneser_ney_model
 
     docs = [text for _, text in fortunes()[:300]]
     for order, discount in ((2, 0.1), (4, 0.75)):

@@ -130,3 +130,15 @@ def test_manifest_data_reads_wavs_relative_to_the_file(tmp_path):
     (tmp_path / "bad.tsv").write_text("only-one-column\n")
     with pytest.raises(Exception, match="line 1: expected 'wav path<TAB>transcript'"):
         build_asr_data(AsrConfig(data=f"manifest:{tmp_path / 'bad.tsv'}"))
+
+
+def test_word_lm_rescoring_prefers_known_word_sequences():
+    from apps.speech.rescoring import lm_scores, rescore, tune, word_lm
+
+    lm = word_lm(["go left now", "go right now", "stop now please", "turn the fan off", "turn the light on"] * 3)
+    lists = [[("go lef now", -1.0), ("go left now", -1.2)], [("turn the fan of", -0.5), ("turn the fan off", -0.7)]]
+    scores = lm_scores(lm, lists)
+    assert rescore(lists, scores, 0.0, 0.0) == ["go lef now", "turn the fan of"]  # the CTC scores alone
+    assert rescore(lists, scores, 1.0, 0.0) == ["go left now", "turn the fan off"]
+    alpha, beta, wer = tune(["go left now", "turn the fan off"], lists, scores)
+    assert alpha > 0 and wer == 0.0

@@ -1,0 +1,82 @@
+"""Beam search with a word language model: the `top_paths` best CTC paths of
+`tf.nn.ctc_beam_search_decoder` rescored as `log P_ctc + alpha * log P_lm + beta * words`
+(shallow fusion at the sentence level), the LM an interpolated Kneser-Ney word trigram
+(`shared.ngram`, nltk) of the training transcripts only, alpha and beta chosen on the
+validation split. TF's decoder takes no LM, and a prefix beam search with one would be a
+per-frame Python loop; rescoring its n-best list keeps the decoder in the graph."""
+
+import itertools
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+BETAS = (0.0, 1.0, 2.0, 3.0)
+
+
+def word_lm(transcripts, order=3, discount=0.75):
+    from shared.ngram import kneser_ney_model
+
+    return kneser_ney_model([t.split() for t in transcripts if t.strip()], order, discount)
+
+
+def n_best(model, ds, beam_width=16, top_paths=8, batch_size=32):
+    """(references, [[(text, ctc log-prob)] per utterance]) over a (waveform, target) dataset."""
+    import tensorflow as tf
+
+    from apps.speech.data import ids_to_text
+
+    @tf.function(reduce_retracing=True)
+    def run(x, samples):
+        probs = model(x, training=False)
+        frames = tf.minimum(model.output_lengths(samples), tf.shape(probs)[1])
+        logits = tf.math.log(tf.maximum(probs, 1e-12))  # the blank is the last class, as TF's decoder wants
+        decoded, log_probs = tf.nn.ctc_beam_search_decoder(tf.transpose(logits, [1, 0, 2]), frames,
+                                                           beam_width=beam_width, top_paths=top_paths)
+        texts = tf.stack([ids_to_text(tf.sparse.to_dense(d, default_value=-1)) for d in decoded], axis=1)
+        return texts, log_probs
+
+    refs, lists = [], []
+    for x, y in ds.padded_batch(batch_size):
+        texts, log_probs = run(x, y["samples"])
+        ids = tf.RaggedTensor.from_tensor(y["labels"], lengths=y["label_length"]).to_tensor(default_value=-1)
+        refs += [t.decode() for t in ids_to_text(ids).numpy()]
+        lists += [[(t.decode(), float(p)) for t, p in zip(row_t, row_p)]
+                  for row_t, row_p in zip(texts.numpy(), log_probs.numpy())]
+    return refs, lists
+
+
+def lm_scores(lm, lists):
+    """The LM's natural-log probability of every hypothesis (computed once, reused by every alpha/beta)."""
+    from shared.ngram import log_prob
+
+    cache = {}
+    for hyps in lists:
+        for text, _ in hyps:
+            if text not in cache:
+                cache[text] = log_prob(lm, text.split())
+    return cache
+
+
+def rescore(lists, scores, alpha, beta):
+    """The best hypothesis of each n-best list under `ctc + alpha * lm + beta * words`."""
+    return [max(hyps, key=lambda h: h[1] + alpha * scores[h[0]] + beta * len(h[0].split()))[0] for hyps in lists]
+
+
+def tune(refs, lists, scores):
+    """(alpha, beta, WER) with the lowest WER on these (validation) utterances."""
+    from apps.speech.recognition import error_rates
+
+    best = None
+    for alpha, beta in itertools.product(ALPHAS, BETAS):
+        wer = error_rates(refs, rescore(lists, scores, alpha, beta))["wer"]
+        if best is None or wer < best[2] - 1e-12:
+            best = (alpha, beta, wer)
+    return best
+
+
+def lm_beam_search(model, val, test, train_transcripts, beam_width=16, top_paths=8):
+    """Hypotheses for the `test` utterances by beam search + word LM, alpha and beta tuned
+    on the `val` utterances. Returns (hypotheses, {"alpha", "beta", "val_wer"})."""
+    lm = word_lm(train_transcripts)
+    val_refs, val_lists = n_best(model, val, beam_width, top_paths)
+    alpha, beta, val_wer = tune(val_refs, val_lists, lm_scores(lm, val_lists))
+    _, test_lists = n_best(model, test, beam_width, top_paths)
+    return rescore(test_lists, lm_scores(lm, test_lists), alpha, beta), {"alpha": alpha, "beta": beta, "val_wer": val_wer}
