@@ -154,6 +154,14 @@ def load_corpus(cfg, categories):
     raise UserError(f"--data: expected synth, manifest:PATH.tsv or tfds:NAME; got '{cfg.data}'")
 
 
+def corpus_source(cfg):
+    """What the model card says the data is."""
+    if cfg.data == "synth":
+        return (f"dl-speech synth corpus (~{cfg.hours:g} h, seed {cfg.corpus_seed}): espeak-ng voices, augmented; "
+                "validation and test voices never heard in training")
+    return cfg.data
+
+
 def kws_label(transcript, category):
     """The keyword-spotting class of a clip: its keyword, `_unknown_` or `_silence_`."""
     import tensorflow as tf

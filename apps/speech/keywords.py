@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from apps.speech.data import CLIP_SAMPLES, KWS_CLASSES, fit_clip, kws_label, load_corpus
+from apps.speech.data import CLIP_SAMPLES, KWS_CLASSES, corpus_source, fit_clip, kws_label, load_corpus
 from shared.data.audio import SAMPLE_RATE
 
 NUM_KEYWORDS = len(KWS_CLASSES) - 2  # the last two are _unknown_ and _silence_
@@ -20,19 +20,13 @@ def build_kws_data(cfg):
     counts = {s: len(rows) for s, (_, rows) in corpus.items()}
     info = DataInfo(input_shape=(CLIP_SAMPLES,), input_dtype="float32", class_names=KWS_CLASSES,
                     num_train=counts["train"], num_val=counts["val"], num_test=counts["test"],
-                    source=_source(cfg), extra={"usage": USAGE})
+                    source=corpus_source(cfg), extra={"usage": USAGE})
     return Data(make(corpus["train"][0]), make(corpus["val"][0]), make(corpus["test"][0]), info)
 
 
 USAGE = ["SavedModel `serving_default`: `waveform` float32 [N, 16000] (one second, 16 kHz mono in [-1, 1]) -> "
          "`probabilities` float32 [N, 12] in the order " + ", ".join(KWS_CLASSES) + ".",
          "Long recordings: `dl-speech listen RUN long.wav` slides the model over one-second windows."]
-
-
-def _source(cfg):
-    if cfg.data == "synth":
-        return f"dl-speech synth corpus ({cfg.hours:g} h, seed {cfg.corpus_seed}; espeak-ng, held-out voices)"
-    return cfg.data
 
 
 def detection_curve(y, probs):

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from apps.speech.data import ALPHABET, ASR_CATEGORIES, char_ids, ids_to_text, load_corpus
+from apps.speech.data import ALPHABET, ASR_CATEGORIES, char_ids, corpus_source, ids_to_text, load_corpus
 from shared.data.audio import SAMPLE_RATE
 
 BLANK = len(ALPHABET)
@@ -35,7 +35,7 @@ def build_asr_data(cfg):
     make = lambda ds: ds.map(lambda a, t, c: (a, _target(a, t)))  # noqa: E731
     rows = {s: r for s, (_, r) in corpus.items()}
     info = DataInfo(input_shape=(None,), input_dtype="float32", num_train=len(rows["train"]),
-                    num_val=len(rows["val"]), num_test=len(rows["test"]), source=cfg.data,
+                    num_val=len(rows["val"]), num_test=len(rows["test"]), source=corpus_source(cfg),
                     extra={"test_categories": [r.get("category", "") for r in rows["test"]], "usage": USAGE,
                            "beam_width": cfg.beam_width,
                            "train_hours": round(sum(float(r.get("duration", 0)) for r in rows["train"]) / 3600, 3)})

@@ -19,6 +19,7 @@ def word_lm(transcripts, order=3, discount=0.75):
 
 def n_best(model, ds, beam_width=16, top_paths=8, batch_size=32):
     """(references, [[(text, ctc log-prob)] per utterance]) over a (waveform, target) dataset."""
+    top_paths = min(top_paths, beam_width)
     import tensorflow as tf
 
     from apps.speech.data import ids_to_text

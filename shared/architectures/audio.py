@@ -199,10 +199,16 @@ _FRONT_END_ARGS = ("sampling_rate", "frame_length", "frame_step", "fft_length", 
 
 
 def apply_conv_bn_relu_block(x, filters, kernel_size, strides, name):
-    """Conv2D("same", no bias) -> BatchNorm -> ReLU. `(b, t, f, c)` -> `(b, ceil(t/st), ceil(f/sf), filters)`."""
+    """Conv2D("same", no bias) -> BatchNorm -> ReLU. `(b, t, f, c)` -> `(b, ceil(t/st), ceil(f/sf), filters)`.
+
+    BatchNorm's moving statistics use momentum 0.9, not Keras's 0.99: the convolutions'
+    outputs here have variances far below the initial moving variance of 1 (0.009 measured
+    on a keyword spotter), so at 0.99 inference-mode outputs were wrong for the first
+    ~700 steps (test accuracy 0.22 in inference mode vs 0.90 with batch statistics, measured
+    after 156 steps)."""
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
                             name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
