@@ -48,8 +48,9 @@ def _synth_split(directory, split, categories):
     """(dataset of (waveform, transcript, category), rows of the manifest) of one split."""
     import tensorflow as tf
 
-    rows = [r for r in synth.read_manifest(directory) if r["split"] == split and r["category"] in categories]
-    shards = sorted({r["path"].split("#")[0] for r in synth.read_manifest(directory) if r["split"] == split})
+    in_split = [r for r in synth.read_manifest(directory) if r["split"] == split]
+    rows = [r for r in in_split if r["category"] in categories]
+    shards = sorted({r["path"].split("#")[0] for r in in_split})
     spec = {k: tf.io.FixedLenFeature([], tf.string) for k in ("audio", "transcript", "category", "voice")}
 
     def parse(record):

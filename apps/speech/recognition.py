@@ -90,11 +90,34 @@ def waveform_lengths(waveform):
     return tf.where(tf.reduce_any(nonzero > 0, axis=1), last, 0)
 
 
+def log_probs(probs):
+    """Per-frame probabilities -> log-probabilities (valid CTC logits; the blank stays last)."""
+    import tensorflow as tf
+
+    return tf.math.log(tf.maximum(probs, 1e-12))
+
+
+def frame_probs(model, waveform, samples):
+    """The model's per-frame probabilities and each row's valid frames for its `samples`."""
+    import tensorflow as tf
+
+    probs = model(waveform, training=False)
+    return probs, tf.minimum(model.output_lengths(samples), tf.shape(probs)[1])
+
+
+def reference_texts(y):
+    """The transcripts of a batch of targets, as Python strings."""
+    import tensorflow as tf
+
+    ids = tf.RaggedTensor.from_tensor(y["labels"], lengths=y["label_length"]).to_tensor(default_value=-1)
+    return [t.decode() for t in ids_to_text(ids).numpy()]
+
+
 def greedy_transcripts(probs, frames):
     """Best-path CTC decoding -> string [N]."""
     import tensorflow as tf
 
-    decoded, _ = tf.nn.ctc_greedy_decoder(tf.transpose(tf.math.log(tf.maximum(probs, 1e-12)), [1, 0, 2]),
+    decoded, _ = tf.nn.ctc_greedy_decoder(tf.transpose(log_probs(probs), [1, 0, 2]),
                                           tf.cast(frames, tf.int32), blank_index=BLANK)
     return ids_to_text(tf.sparse.to_dense(decoded[0], default_value=-1))
 
@@ -103,7 +126,7 @@ def beam_transcripts(probs, frames, beam_width=16):
     """`tf.nn.ctc_beam_search_decoder` (no language model) -> string [N]."""
     import tensorflow as tf
 
-    logits = tf.math.log(tf.maximum(probs, 1e-12))  # the blank is the last class, as TF's decoder wants
+    logits = log_probs(probs)  # the blank is the last class, as TF's decoder wants
     decoded, _ = tf.nn.ctc_beam_search_decoder(tf.transpose(logits, [1, 0, 2]), tf.cast(frames, tf.int32),
                                                beam_width=beam_width, top_paths=1)
     return ids_to_text(tf.sparse.to_dense(decoded[0], default_value=-1))
@@ -116,9 +139,8 @@ def asr_serving(model, info):
     from shared.export.endpoints import Endpoints
 
     def transcribe(waveform):
-        probs = model(waveform, training=False)
-        frames = tf.minimum(model.output_lengths(waveform_lengths(waveform)), tf.shape(probs)[1])
-        return {"transcript": greedy_transcripts(probs, frames), "logits": tf.math.log(tf.maximum(probs, 1e-12))}
+        probs, frames = frame_probs(model, waveform, waveform_lengths(waveform))
+        return {"transcript": greedy_transcripts(probs, frames), "logits": log_probs(probs)}
 
     def verify_inputs(waveforms):
         return {"serving_default": {"waveform": np.asarray(waveforms, np.float32)[:16]}}
@@ -154,16 +176,14 @@ def transcribe_dataset(model, ds, batch_size=32, beam_width=0):
 
     @tf.function(reduce_retracing=True)
     def run(x, samples):
-        probs = model(x, training=False)
-        frames = tf.minimum(model.output_lengths(samples), tf.shape(probs)[1])
+        probs, frames = frame_probs(model, x, samples)
         beam = beam_transcripts(probs, frames, beam_width) if beam_width else tf.constant([""])
         return greedy_transcripts(probs, frames), beam
 
     refs, greedy, beam = [], [], []
     for x, y in ds.padded_batch(batch_size):
         g, b = run(x, y["samples"])
-        ids = tf.RaggedTensor.from_tensor(y["labels"], lengths=y["label_length"]).to_tensor(default_value=-1)
-        refs += [t.decode() for t in ids_to_text(ids).numpy()]
+        refs += reference_texts(y)
         greedy += [t.decode() for t in g.numpy()]
         beam += [t.decode() for t in b.numpy()]
     return refs, greedy, (beam if beam_width else None)

@@ -23,24 +23,22 @@ def n_best(model, ds, beam_width=16, top_paths=8, batch_size=32):
     import tensorflow as tf
 
     from apps.speech.data import ids_to_text
+    from apps.speech.recognition import frame_probs, log_probs, reference_texts
 
     @tf.function(reduce_retracing=True)
     def run(x, samples):
-        probs = model(x, training=False)
-        frames = tf.minimum(model.output_lengths(samples), tf.shape(probs)[1])
-        logits = tf.math.log(tf.maximum(probs, 1e-12))  # the blank is the last class, as TF's decoder wants
-        decoded, log_probs = tf.nn.ctc_beam_search_decoder(tf.transpose(logits, [1, 0, 2]), frames,
+        probs, frames = frame_probs(model, x, samples)  # the blank is the last class, as TF's decoder wants
+        decoded, scores = tf.nn.ctc_beam_search_decoder(tf.transpose(log_probs(probs), [1, 0, 2]), frames,
                                                            beam_width=beam_width, top_paths=top_paths)
         texts = tf.stack([ids_to_text(tf.sparse.to_dense(d, default_value=-1)) for d in decoded], axis=1)
-        return texts, log_probs
+        return texts, scores
 
     refs, lists = [], []
     for x, y in ds.padded_batch(batch_size):
-        texts, log_probs = run(x, y["samples"])
-        ids = tf.RaggedTensor.from_tensor(y["labels"], lengths=y["label_length"]).to_tensor(default_value=-1)
-        refs += [t.decode() for t in ids_to_text(ids).numpy()]
+        texts, scores = run(x, y["samples"])
+        refs += reference_texts(y)
         lists += [[(t.decode(), float(p)) for t, p in zip(row_t, row_p)]
-                  for row_t, row_p in zip(texts.numpy(), log_probs.numpy())]
+                  for row_t, row_p in zip(texts.numpy(), scores.numpy())]
     return refs, lists
 
 
