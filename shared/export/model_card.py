@@ -99,7 +99,10 @@ def _exports_table(exports: dict, run_dir: Path | None = None) -> list[str]:
                   "without TFLite kernels (strings, loops), so the TFLite files carry the numeric core."
                   + (" Token ids come from `vocabulary.txt` beside them (id = line number; lower-cased words, "
                      "punctuation stripped, whitespace split; 0 = padding, 1 = unknown word)."
-                     if run_dir is not None and (run_dir / "vocabulary.txt").is_file() else ""), ""]
+                     if run_dir is not None and (run_dir / "vocabulary.txt").is_file() else "")
+                  + (" The feature vector is made from a record's columns as `features.json` beside "
+                     "them says (its `recipe`, per-column statistics and vocabularies)."
+                     if run_dir is not None and (run_dir / "features.json").is_file() else ""), ""]
     int8 = [r for r in exports.values() if r.get("quantize") == "int8" and r.get("output_quantization")]
     notes = ["All exports take the raw input (uint8 images for vision models); preprocessing and "
              "post-processing are inside the exported graph. Parity is measured against the Keras "
@@ -124,6 +127,7 @@ def write_model_card(
     intended_use: str | None = None,
     limitations: list[str] | None = None,
     usage: list[str] | None = None,
+    provenance: dict | None = None,
 ) -> Path:
     """Write ``run_dir/model_card.md`` atomically and return its path.
 
@@ -140,6 +144,8 @@ def write_model_card(
                                "task: for learning, prototyping and as a baseline to compare against. "
                                "Not validated for decisions about people, safety or health."), ""]
     lines += ["## Data", ""] + _table(data, "field", "value")
+    if provenance:
+        lines += [f"- **{k}**: {v}" for k, v in provenance.items()] + [""]
     lines += ["## Training config", ""] + _table(config, "option", "value")
     lines += ["## Evaluation metrics", ""] + _table(_flat_metrics(metrics), "metric", "value")
     lines += ["## Exports", ""] + _exports_table(exports, run_dir)

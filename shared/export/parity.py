@@ -134,3 +134,22 @@ def embedding_parity(outputs, reference, fmt, quantize="none"):
     return {"passed": bool(worst >= bound), "tolerance": {"min_cosine": bound}, "min_cosine": worst,
             "mean_cosine": float(cosine.mean()) if len(cosine) else 1.0,
             "max_abs_diff": float(np.abs(out - ref).max()) if out.size else 0.0}
+
+
+def value_parity(outputs, reference, fmt, quantize="none"):
+    """Every output (values per example: a probability, a prediction, an uncertainty) by its
+    max |diff| relative to its largest reference magnitude (at least 1), within the mode's
+    probability bound (`shared.export.verify.TOLERANCES`)."""
+    from shared.export.verify import tolerance
+
+    bound = tolerance(fmt, quantize)["max_abs_diff"]
+    figures = {}
+    for name, ref in reference.items():
+        ref, out = np.asarray(ref, np.float64), np.asarray(outputs[name], np.float64)
+        if out.shape != ref.shape:
+            return {"passed": False, "tolerance": {"max_rel_diff": bound},
+                    "error": f"{name} shape {out.shape} differs from {ref.shape}"}
+        scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+        figures[f"{name}_max_rel_diff"] = float(np.abs(out - ref).max(initial=0.0)) / scale
+    passed = all(np.isfinite(v) and v <= bound for v in figures.values())
+    return {**figures, "tolerance": {"max_rel_diff": bound}, "passed": bool(passed)}

@@ -54,7 +54,8 @@ def data_info_dict(info):
     """What predict needs to rebuild DataInfo without loading the data."""
     return {"input_shape": list(info.input_shape), "input_dtype": info.input_dtype,
             "class_names": list(info.class_names), "num_train": info.num_train, "num_val": info.num_val,
-            "num_test": info.num_test, "source": info.source}
+            "num_test": info.num_test, "source": info.source,
+            **({"extra": {"saved": info.extra["saved"]}} if info.extra.get("saved") else {})}
 
 
 def train(app, task_name, task, cfg, run_name=None, verbose=True):
@@ -115,15 +116,17 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     if not chief:
         return run
     best_epoch = trainer.restore_best()
+    calibration = task.calibrate(model, data) if task.calibrate else None
     save_model(model, run.file("model.keras"))
-    summary = {"best_epoch": best_epoch, "epochs_run": len(history),
+    summary = {"best_epoch": best_epoch, "epochs_run": len(history), **({"calibration": calibration} if calibration else {}),
                "train_seconds_this_session": round(time.perf_counter() - t0, 2),
                "train_seconds": round(sum(r["seconds"] for r in history), 2),
                "final_epoch": history[-1] if history else {}}
     evaluate_run(run, task, cfg, model=model, data=data, extra=summary, logger=logger, verbose=verbose)
     # Training is complete whatever the exports do: a failed export is recorded in metrics.json
     # and retried with `export RUN`, never by resuming the run.
-    run.write_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), best_epoch=best_epoch)
+    run.write_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), best_epoch=best_epoch,
+                   data_info=data_info_dict(data.info))
     if cfg.export:
         export_run_dir(run, task, cfg, model=model, data=data,
                        formats=cfg.export.split(","), quantize=cfg.quantize.split(","), verbose=verbose)
@@ -230,9 +233,7 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
                       calibration if preprocess is None else core(calibration),
                       heldout if preprocess is None else core(heldout)))
         if preprocess is not None:
-            from shared.data.text import write_vocabulary
-
-            write_vocabulary(preprocess, run.path)
+            write_preprocess_recipe(preprocess, run.path)
     results, failure = {}, None
     for serving, part_formats, representative, inputs in parts:
         if not part_formats:
@@ -257,6 +258,21 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
     return results
 
 
+def write_preprocess_recipe(preprocess, directory):
+    """What a TFLite user needs to make the core's inputs: `features.json` for a record
+    encoder, `vocabulary.txt` for a tokenizer."""
+    from shared.architectures.tabular import find_encoder
+
+    encoder = find_encoder(preprocess)
+    if encoder is not None:
+        from shared.data.tabular import write_feature_spec
+
+        return write_feature_spec(encoder, directory)
+    from shared.data.text import write_vocabulary
+
+    return write_vocabulary(preprocess, directory)
+
+
 def write_card(run, task, cfg, metrics, info):
     from shared.export.model_card import write_model_card
 
@@ -265,4 +281,6 @@ def write_card(run, task, cfg, metrics, info):
                            "input_shape": list(info.input_shape), "input_dtype": info.input_dtype,
                            "num_train": info.num_train, "num_val": info.num_val, "num_test": info.num_test},
                      metrics={k: v for k, v in metrics.items() if k != "exports"},
-                     exports=metrics.get("exports", {}), usage=info.extra.get("usage"))
+                     exports=metrics.get("exports", {}), usage=info.extra.get("usage"),
+                     intended_use=info.extra.get("intended_use"), limitations=info.extra.get("limitations"),
+                     provenance=info.extra.get("provenance"))

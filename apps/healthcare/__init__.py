@@ -1,0 +1,1 @@
+"""dl-health: disease prediction, medical image segmentation, personalised treatment."""
