@@ -20,6 +20,9 @@ class TabularEncoder(keras.layers.Layer):
                                                             output_mode="one_hot", name=f"lookup_{c.input}")
                         for c in self.columns if c.kind == "categorical"}
 
+    def build(self, input_shape=None):
+        self.built = True  # the lookups' vocabularies are fixed: nothing to build
+
     def call(self, inputs):
         parts = []
         for c in self.columns:
