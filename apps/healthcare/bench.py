@@ -4,6 +4,10 @@ standardised, one-hot, missing flags) and `HistGradientBoostingClassifier` (on t
 columns: it handles missing values and categories natively). Each model's operating
 threshold is chosen on validation the same way (Youden J); nothing is recalibrated.
 Regression runs compare with `RidgeCV` and `HistGradientBoostingRegressor`.
+
+A treatment run is compared on the same IHDP realisations and splits with a T-learner and
+an X-learner over sklearn gradient boosting and econml's `CausalForestDML`, beside the
+published figures of TARNet, CFR-Wass, BART and Dragonnet.
 """
 
 import json
@@ -90,5 +94,84 @@ def bench_risk(run, task, cfg, info, args):
     metrics["bench"] = json.loads(json.dumps({"test_records": int(len(y_test)), "models": {
         name: {c: r[c] for c in (*columns, "fit_seconds") if c in r} for name, r in rows.items()}},
         default=lambda v: float(np.asarray(v))))
+    engine.write_metrics(run, metrics)
+    print(json.dumps(metrics["bench"]))
+
+
+PUBLISHED = {  # on the standard IHDP-100 draws (NPCI, surface B): different draws, compare as averages
+    "TARNet (Shalit et al., 2017)": {"pehe_in": 0.88, "pehe_out": 0.95},
+    "CFR-Wass (Shalit et al., 2017)": {"pehe_in": 0.71, "pehe_out": 0.76},
+    "BART (Hill, 2011; in Shalit et al.)": {"pehe_in": 2.1, "pehe_out": 2.3},
+    "Dragonnet (Shi et al., 2019)": {"ate_error_in": 0.14, "ate_error_out": 0.20},
+}
+
+
+def treatment_peers(seed):
+    """name -> fit(x, t, y) returning an effect function, the practice's three estimators."""
+    from econml.dml import CausalForestDML
+    from econml.metalearners import XLearner
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression
+
+    def t_learner(x, t, y):
+        arms = [GradientBoostingRegressor(random_state=seed).fit(x[t == k], y[t == k]) for k in (0, 1)]
+        return lambda v: arms[1].predict(v) - arms[0].predict(v)
+
+    def x_learner(x, t, y):
+        model = XLearner(models=GradientBoostingRegressor(random_state=seed),
+                         propensity_model=LogisticRegression(max_iter=2000)).fit(y, t, X=x)
+        return lambda v: model.effect(v)
+
+    def causal_forest(x, t, y):
+        model = CausalForestDML(model_y=GradientBoostingRegressor(random_state=seed),
+                                model_t=GradientBoostingClassifier(random_state=seed), discrete_treatment=True,
+                                n_estimators=200, random_state=seed).fit(y, t, X=x)
+        return lambda v: model.effect(v)
+
+    return {"T-learner (sklearn GBM)": t_learner, "X-learner (econml, GBM)": x_learner,
+            "CausalForestDML (econml)": causal_forest}
+
+
+def bench_treatment(run, task, cfg, info, args):
+    """The run beside the three peers on the same realisations and splits, and the published anchors."""
+    import warnings
+
+    from apps.healthcare.treatment import _collect, effect_metrics, ihdp, realisation_splits
+    from shared.data.tabular import records
+    from shared.training import engine
+
+    if cfg.data != "ihdp":
+        raise UserError(f"{run.path}: dl-health bench compares treatment runs on IHDP (known effects); this is {cfg.data}")
+    realisations = min(args.realisations or cfg.realisations, cfg.realisations)
+    data = engine.load_data(task, cfg)
+    outputs, y = _collect(engine.load_model(run), data.test, data.info)
+    tau_hat = (outputs["y1"] - outputs["y0"])[:, :realisations]
+    rows = {f"{cfg.model} (this run)": effect_metrics(tau_hat, y["tau"][:, :realisations], y["split"][:, :realisations])}
+    frame, t, outcomes, tau = ihdp(realisations)
+    x = frame.to_numpy(np.float64)
+    codes = realisation_splits(len(frame), realisations)
+    for name, fit in treatment_peers(cfg.seed).items():
+        estimates = np.zeros_like(tau)
+        started = time.perf_counter()
+        for r in range(realisations):
+            inside = codes[:, r] < 2
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                effect = fit(x[inside], t[inside].astype(int), outcomes[inside, r])
+                estimates[:, r] = effect(x)
+        rows[name] = {**effect_metrics(estimates, tau, codes), "fit_seconds": round(time.perf_counter() - started, 1)}
+        print(f"  {name}: {realisations} realisations in {rows[name]['fit_seconds']:.0f} s", flush=True)
+    columns = ("pehe_in", "pehe_out", "ate_error_in", "ate_error_out", "policy_regret_out")
+    print(f"IHDP surface B, {realisations} realisations (econml draws 0-{realisations - 1}), "
+          "mean ± standard error; in = train + validation rows, out = test rows")
+    print(f"  {'model':36s} " + " ".join(f"{c:>17s}" for c in columns))
+    for name, r in rows.items():
+        print(f"  {name:36s} " + " ".join(f"{r[c]:8.3f} ± {r[c + '_se']:6.3f}" for c in columns))
+    print("Published, on the standard IHDP-100 draws (different draws: compare as averages):")
+    for name, r in PUBLISHED.items():
+        print(f"  {name:36s} " + " ".join(f"{r[c]:17.2f}" if c in r else f"{'':17s}" for c in columns))
+    metrics = engine.read_metrics(run)
+    metrics["bench"] = json.loads(json.dumps({"realisations": realisations, "models": rows, "published": PUBLISHED},
+                                             default=lambda v: float(np.asarray(v))))
     engine.write_metrics(run, metrics)
     print(json.dumps(metrics["bench"]))

@@ -1,17 +1,52 @@
 """`dl-health`: the healthcare app's command line (the shared CLI over this app's tasks), plus
-`bench RUN` (a risk run against sklearn's logistic regression and gradient boosting)."""
+`bench RUN` (a risk run against sklearn's logistic regression and gradient boosting) and
+`segment RUN scan.nii.gz|DICOM_DIR --out mask.nii.gz` (an imaging run on a whole scan) and
+`recommend RUN patients.csv` (a treatment run's recommendation per record)."""
 
 from shared.cli import AppCommand, app_main
 
 
 def _bench(run, task, cfg, info, args):
-    from apps.healthcare.bench import bench_risk
+    from apps.healthcare.bench import bench_risk, bench_treatment
 
-    return bench_risk(run, task, cfg, info, args)
+    return (bench_treatment if run.task == "treatment" else bench_risk)(run, task, cfg, info, args)
 
 
-COMMANDS = (AppCommand("bench", "a risk run vs sklearn logistic regression and gradient boosting on its splits",
-                       lambda parser: None, _bench),)
+def _bench_arguments(parser):
+    parser.add_argument("--realisations", type=int, default=0,
+                        help="treatment runs: compare on the first N realisations (default: all of the run's)")
+
+
+def _recommend(run, task, cfg, info, args):
+    from apps.healthcare.treatment import recommend_command
+
+    return recommend_command(run, task, cfg, info, args)
+
+
+def _recommend_arguments(parser):
+    from apps.healthcare.treatment import recommend_arguments
+
+    recommend_arguments(parser)
+
+
+def _segment(run, task, cfg, info, args):
+    from apps.healthcare.imaging import segment_command
+
+    return segment_command(run, task, cfg, info, args)
+
+
+def _segment_arguments(parser):
+    from apps.healthcare.imaging import segment_arguments
+
+    segment_arguments(parser)
+
+
+COMMANDS = (AppCommand("bench", "a risk or treatment run vs the tabular / causal state of the practice, same splits",
+                       _bench_arguments, _bench),
+            AppCommand("recommend", "each record's recommended treatment, expected benefit and interval",
+                       _recommend_arguments, _recommend),
+            AppCommand("segment", "write an imaging run's label volume for a NIfTI scan or DICOM series",
+                       _segment_arguments, _segment))
 
 
 def main(argv=None):

@@ -1,12 +1,17 @@
-"""The healthcare app's tasks: `risk` (disease prediction from records); `imaging` and
-`treatment` follow (issue 9)."""
+"""The healthcare app's tasks: `risk` (disease prediction from records), `imaging` (anatomical
+segmentation of MRI slices) and `treatment` (personalised treatment effects)."""
 
 from dataclasses import dataclass
 
 from apps.healthcare.risk import (build_risk_data, build_risk_model, calibrate_risk, decode_risk, explain_risk,
                                   load_records, risk_core, risk_loss, risk_report, risk_serving)
+from apps.healthcare.imaging import (SLICE_SHAPE, build_imaging_data, build_imaging_model, dice_ce_loss, imaging_report,
+                                     imaging_serving, load_scan_slices)
+from apps.healthcare.treatment import (build_treatment_data, build_treatment_model, decode_effects,
+                                       treatment_core, treatment_loss, treatment_report, treatment_serving)
 from shared.errors import UserError
-from shared.export.parity import value_parity
+from shared.evaluation.segmentation import decode_mask, pixel_accuracy_per_example
+from shared.export.parity import mask_parity, value_parity
 from shared.tasks import Task, task_registry
 from shared.training.config import TrainConfig
 
@@ -77,4 +82,123 @@ def risk():
         calibrate=calibrate_risk,
         explain=explain_risk,
         description="disease risk from records: calibrated MLP with MC-dropout uncertainty (SUPPORT2, Framingham, CSV)",
+    )
+
+
+@dataclass
+class ImagingConfig(TrainConfig):
+    """Anatomical segmentation of axial MRI slices. `--data colin27 | nifti:IMAGE,LABELS[;…] |
+    nifti:DIR`; `--context K` adds the K neighbour slices on each side as channels (2.5D)."""
+
+    data: str = "colin27"
+    context: int = 0
+    slab: int = 6
+    gap: int = 2
+    model: str = "unet"
+    base_filters: int = 16
+    depth: int = 4
+    augment: str = "flip,rotate,zoom,translate"
+    epochs: int = 80
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 2
+    steps_per_execution: int = 4
+    early_stopping_patience: int = 0
+    quantize: str = "none,float16"
+
+    @classmethod
+    def tiny(cls):
+        return cls(epochs=1, batch_size=4, base_filters=4, depth=2, warmup_epochs=0, max_train_examples=16,
+                   steps_per_execution=2, export="")
+
+    def validate(self):
+        super().validate()
+        if self.context < 0 or self.slab < 1 or self.gap < 0:
+            raise UserError(f"--context, --slab, --gap: expected >= 0, >= 1, >= 0; got {self.context}, {self.slab}, {self.gap}")
+        if SLICE_SHAPE[0] % 2 ** self.depth or SLICE_SHAPE[1] % 2 ** self.depth:
+            raise UserError(f"--depth {self.depth}: the {SLICE_SHAPE[0]}x{SLICE_SHAPE[1]} slices must divide by 2**depth")
+        return self
+
+
+@TASKS.register("imaging")
+def imaging():
+    return Task(
+        config=ImagingConfig,
+        data=build_imaging_data,
+        model=build_imaging_model,
+        loss=lambda cfg, info: dice_ce_loss(len(info.class_names)),
+        step_metrics={"pixel_accuracy": pixel_accuracy_per_example},
+        metrics=imaging_report,
+        decode=decode_mask,
+        load_input=load_scan_slices,
+        serving=imaging_serving,
+        parity=mask_parity,
+        description="MRI anatomical segmentation: 2D/2.5D U-Net, Dice and HD95 per class (Colin27 + AAL, NIfTI, DICOM)",
+    )
+
+
+@dataclass
+class TreatmentConfig(TrainConfig):
+    """Personalised treatment effects. `--data ihdp [--realisations 100] | csv:PATH --treatment
+    COL --outcome COL` (csv: --realisations bootstrap copies); `--model tarnet | cfr [--ipm
+    wass|mmd --alpha A] | dragonnet [--targeted-beta B]`."""
+
+    data: str = "ihdp"
+    treatment: str = ""
+    outcome: str = ""
+    realisations: int = 100
+    model: str = "tarnet"
+    representation: str = ""  # default: the paper widths of --model (200,200,200)
+    head: str = ""  # default: 100,100
+    dropout: float = 0.1
+    ipm: str = "wass"
+    alpha: float = 1.0
+    targeted_beta: float = 1.0
+    passes: int = 20
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"
+    steps_per_execution: int = 16
+    quantize: str = "none"
+
+    @classmethod
+    def tiny(cls):
+        return cls(realisations=3, representation="16,16", head="8", epochs=2, passes=1, batch_size=32,
+                   steps_per_execution=4, export="")
+
+    def validate(self):
+        super().validate()
+        if self.model not in ("tarnet", "cfr", "dragonnet"):
+            raise UserError(f"--model: expected tarnet, cfr or dragonnet; got '{self.model}'")
+        if self.ipm not in ("wass", "mmd"):
+            raise UserError(f"--ipm: expected wass or mmd; got '{self.ipm}'")
+        if self.realisations < 1 or self.passes < 1:
+            raise UserError(f"--realisations, --passes: expected positive integers; got {self.realisations}, {self.passes}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout: expected a fraction in [0, 1); got {self.dropout}")
+        for name in ("representation", "head"):
+            value = getattr(self, name)
+            if value and not all(w.strip().isdigit() and int(w) > 0 for w in value.split(",")):
+                raise UserError(f"--{name}: expected a comma list of layer widths such as 200,200; got '{value}'")
+        return self
+
+
+@TASKS.register("treatment")
+def treatment():
+    return Task(
+        config=TreatmentConfig,
+        data=build_treatment_data,
+        model=build_treatment_model,
+        loss=treatment_loss,
+        metrics=treatment_report,
+        decode=decode_effects,
+        load_input=load_records,
+        serving=treatment_serving,
+        core=treatment_core,
+        parity=value_parity,
+        description="treatment effects: TARNet, CFR, Dragonnet over IHDP realisations (econml) or your CSV",
     )

@@ -7,13 +7,13 @@ from shared.architectures import register
 from shared.architectures.cnn import check_input_shape
 
 
-def apply_double_conv(x, filters, batch_norm=True, dropout=0.0, name="conv"):
+def apply_double_conv(x, filters, batch_norm=True, dropout=0.0, name="conv", bn_momentum=0.99):
     """2 × (3×3 same Conv2D → [BN] → ReLU) [→ Dropout]. Keeps H, W; → `filters` channels."""
     for i in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not batch_norm,
                                 name=f"{name}_conv{i}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+            x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i}")(x)
         x = keras.layers.Activation("relu", name=f"{name}_relu{i}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -58,6 +58,8 @@ class UNet(keras.Model):
             (binary masks).
         attention_gates: gate every skip connection with an additive attention gate.
         batch_norm: BatchNormalization in the conv blocks.
+        bn_momentum: its moving-average momentum (0.9 suits short trainings of few steps:
+            at 0.99 the inference statistics lag the weights for hundreds of steps).
         dropout: dropout after the bottleneck block.
 
     Output shape: `(batch, H, W, num_classes)` of probabilities (float32).
@@ -72,6 +74,7 @@ class UNet(keras.Model):
         attention_gates=False,
         batch_norm=True,
         dropout=0.0,
+        bn_momentum=0.99,
         name=None,
         **kwargs,
     ):
@@ -94,10 +97,12 @@ class UNet(keras.Model):
         inputs = keras.Input(shape=tuple(input_shape), name=f"{prefix}_images")
         x, skips = inputs, []
         for i in range(depth):
-            x = apply_double_conv(x, base_filters * 2**i, batch_norm, name=f"{prefix}_down{i + 1}")
+            x = apply_double_conv(x, base_filters * 2**i, batch_norm, name=f"{prefix}_down{i + 1}",
+                                  bn_momentum=bn_momentum)
             skips.append(x)
             x = keras.layers.MaxPooling2D(2, name=f"{prefix}_down{i + 1}_pool")(x)
-        x = apply_double_conv(x, base_filters * 2**depth, batch_norm, dropout, name=f"{prefix}_bottleneck")
+        x = apply_double_conv(x, base_filters * 2**depth, batch_norm, dropout, name=f"{prefix}_bottleneck",
+                              bn_momentum=bn_momentum)
         for i in reversed(range(depth)):
             filters = base_filters * 2**i
             x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"{prefix}_up{i + 1}_upconv")(x)
@@ -105,7 +110,7 @@ class UNet(keras.Model):
             if attention_gates:
                 skip = apply_attention_gate(skip, x, max(1, filters // 2), name=f"{prefix}_up{i + 1}_gate")
             x = keras.layers.Concatenate(name=f"{prefix}_up{i + 1}_concat")([skip, x])
-            x = apply_double_conv(x, filters, batch_norm, name=f"{prefix}_up{i + 1}")
+            x = apply_double_conv(x, filters, batch_norm, name=f"{prefix}_up{i + 1}", bn_momentum=bn_momentum)
         x = keras.layers.Conv2D(
             num_classes, 1, activation="softmax" if num_classes > 1 else "sigmoid",
             dtype="float32", name=f"{prefix}_head",
@@ -119,6 +124,7 @@ class UNet(keras.Model):
         self.attention_gates = attention_gates
         self.batch_norm = batch_norm
         self.dropout = dropout
+        self.bn_momentum = bn_momentum
 
     def get_config(self):
         return {
@@ -131,6 +137,7 @@ class UNet(keras.Model):
             "attention_gates": self.attention_gates,
             "batch_norm": self.batch_norm,
             "dropout": self.dropout,
+            "bn_momentum": self.bn_momentum,
         }
 
     @classmethod

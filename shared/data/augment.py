@@ -23,7 +23,10 @@ def _layers(seed):
 AUGMENTATIONS = tuple(_layers(0))
 TARGETS = ("labels", "boxes", "mask")
 # What each target kind can follow: labels ignore geometry; boxes and masks follow a mirror.
-_SUPPORTED = {"labels": AUGMENTATIONS, "boxes": ("flip", "contrast"), "mask": ("flip", "contrast")}
+# Masks also follow Keras's geometric layers (the same transform, nearest-neighbour for the mask).
+_SUPPORTED = {"labels": AUGMENTATIONS, "boxes": ("flip", "contrast"),
+              "mask": ("flip", "translate", "rotate", "zoom", "contrast")}
+GEOMETRIC = ("translate", "rotate", "zoom")
 
 
 def _names(spec, targets):
@@ -69,8 +72,9 @@ def mirror_targets(y, flip, width, targets):
 def augmenter(spec, targets="labels", seed=0):
     """The engine hook `(x, y) -> (x, y)` for `spec` ("flip,contrast", "none", …), or None.
 
-    targets: "labels" (y unchanged; every augmentation), "boxes" or "mask" (flip and
-    contrast: a mirror moves the targets with the pixels, photometric changes leave them)."""
+    targets: "labels" (y unchanged; every augmentation), "boxes" (flip and contrast: a mirror
+    moves the boxes with the pixels, photometric changes leave them) or "mask" (also
+    translate, rotate and zoom: the mask takes the image's transform)."""
     if targets not in TARGETS:
         raise ValueError(f"`targets` must be one of {TARGETS}. Received: targets={targets!r}")
     names = _names(spec, targets)
@@ -79,7 +83,8 @@ def augmenter(spec, targets="labels", seed=0):
     if targets == "labels":
         images_only = image_augmenter(spec, seed)
         return lambda x, y: (images_only(x), y)
-    photometric = image_augmenter(",".join(n for n in names if n != "flip") or "none", seed)
+    photometric = image_augmenter(",".join(n for n in names if n == "contrast") or "none", seed)
+    geometric = [_layers(seed)[n]() for n in names if n in GEOMETRIC]
     generator = tf.random.Generator.from_seed(seed)
 
     def augment(images, y):
@@ -87,6 +92,14 @@ def augmenter(spec, targets="labels", seed=0):
             flip = generator.uniform([tf.shape(images)[0]]) < 0.5
             images = tf.where(tf.reshape(flip, [-1, 1, 1, 1]), tf.reverse(images, [2]), images)
             y = mirror_targets(y, flip, tf.cast(tf.shape(images)[2], tf.float32), targets)
+        if geometric:
+            moved = {"images": tf.cast(images, tf.float32), "segmentation_masks": tf.cast(y[..., None], tf.float32)}
+            for layer in geometric:
+                moved = layer(moved, training=True)
+            pixels = moved["images"]
+            if images.dtype.is_integer:
+                pixels = tf.clip_by_value(tf.round(pixels), images.dtype.min, images.dtype.max)
+            images, y = tf.cast(pixels, images.dtype), tf.cast(tf.round(moved["segmentation_masks"][..., 0]), y.dtype)
         if photometric is not None:
             images = photometric(images)
         return images, y

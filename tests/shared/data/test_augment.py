@@ -51,6 +51,15 @@ def test_flip_moves_masks_and_contrast_leaves_them():
     assert not np.array_equal(y, masks) and sorted(np.unique(y)) == [0, 2]
 
 
+def test_rotation_zoom_and_translation_move_masks_with_the_pixels():
+    images, _, _, masks = _scenes()
+    out, y = _run(augmenter("rotate,zoom,translate", "mask", seed=5), images, masks)
+    assert out.dtype == np.uint8 and y.shape == masks.shape and y.dtype == masks.dtype
+    assert not np.array_equal(y, masks) and set(np.unique(y)) <= {0, 2}  # moved, never interpolated
+    inside = out[..., 0][y > 0]
+    assert (inside > 0).mean() > 0.9  # the moved mask still covers the moved object
+
+
 def test_labels_pass_through_and_geometry_that_cannot_move_targets_is_refused():
     images, _, _, _ = _scenes()
     labels = np.arange(N)
