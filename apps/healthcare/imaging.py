@@ -195,8 +195,9 @@ def build_imaging_data(cfg):
         for split, index in indices.items():
             arrays[split][0].append(slices[index])
             arrays[split][1].append(masks[index])
-        offset = sum(len(s) for s in test_slabs)
-        test_slabs += [[offset + i for i in range(len(block))] for block in slabs["test"]]
+        for block in slabs["test"]:  # positions of each test slab's slices in the test split
+            start = sum(len(s) for s in test_slabs)
+            test_slabs.append(list(range(start, start + len(block))))
     arrays = {k: (np.concatenate(x), np.concatenate(y).astype(np.int32)) for k, (x, y) in arrays.items()}
     for split, (x, _) in arrays.items():
         if not len(x):

@@ -64,6 +64,14 @@ class CounterfactualNet(ArgsConfig, keras.Model):
 
     def __init__(self, input_dim, copies=1, representation=(200, 200, 200), head=(100, 100),
                  propensity_head=False, dropout=0.0, activation="elu", name=None, **kwargs):
+        for arg, value in (("input_dim", input_dim), ("copies", copies)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{arg}` must be an int >= 1. Received: {arg}={value}")
+        for arg, value in (("representation", representation), ("head", head)):
+            if not value or any(not isinstance(w, int) or w < 1 for w in value):
+                raise ValueError(f"`{arg}` must be a non-empty sequence of positive ints. Received: {arg}={value}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
         super().__init__(name=name, **kwargs)
         self.input_dim, self.copies = int(input_dim), int(copies)
         self.representation, self.head = [int(w) for w in representation], [int(w) for w in head]

@@ -10,13 +10,15 @@ agree almost exactly, quantized ones within what quantization costs.
 import numpy as np
 
 # (fmt, quantize) -> (min pixel agreement, max mean |probability diff|, max max |probability
-# diff| or None). Quantized modes bound the mean, not the maximum: over millions of pixel
+# diff| or None). Quantized modes (float16 included) bound the mean, not the maximum: over millions of pixel
 # probabilities the maximum is set by a few pixels on a class boundary (measured on the
 # default segmenter, int8: 98.8 % pixel agreement, mean diff 0.0011, max diff 0.74).
 MASK_TOLERANCES = {
     ("savedmodel", "none"): (0.9999, 1e-5, 1e-4),
     ("tflite", "none"): (0.999, 1e-4, 1e-3),
-    ("tflite", "float16"): (0.995, 2e-3, 1e-2),
+    # float16 is quantized too: on the 8-class MRI U-Net (16 MB) the max reached 0.036 at a few
+    # boundary pixels while pixel agreement was 0.9996 and the mean 9e-5.
+    ("tflite", "float16"): (0.995, 2e-3, None),
     ("tflite", "dynamic"): (0.98, 0.01, None),
     ("tflite", "int8"): (0.95, 0.01, None),
 }
