@@ -157,9 +157,11 @@ class TreatmentConfig(TrainConfig):
     targeted_beta: float = 1.0
     passes: int = 20
     epochs: int = 30
-    batch_size: int = 64
+    # 256, not the paper's 100: 100 copies of small matrices run twice as fast per record at
+    # 256 on 2 CPU cores (measured 332 vs 173 records/s), with a larger step to match.
+    batch_size: int = 256
     optimizer: str = "adamw"
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     lr_schedule: str = "cosine"
     steps_per_execution: int = 16

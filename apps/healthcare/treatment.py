@@ -239,11 +239,14 @@ class CopyReadout(keras.layers.Layer):
 
 
 def treatment_core(model, info):
-    """features float32 [N, F] -> {"y0", "y1", "effect", "propensity"} (TFLite)."""
+    """features float32 [N, F] -> {"y0", "y1", "effect", "propensity"} (TFLite): only the
+    exported copies' weights (IHDP: realisation 0's network, not all R)."""
     saved = info.extra["saved"]
+    copies = saved["export_copies"]
     features = keras.Input(shape=(int(info.preprocess.outputs[0].shape[-1]),), name="features")
-    out = model(features)
-    readout = CopyReadout(saved["y_mean"], saved["y_std"], saved["export_copies"], name="readout")
+    out = model.subset(copies)(features)
+    readout = CopyReadout([saved["y_mean"][c] for c in copies], [saved["y_std"][c] for c in copies],
+                          list(range(len(copies))), name="readout")
     return keras.Model(features, readout(out["y0"], out["y1"], out["propensity"]), name="treatment_core")
 
 

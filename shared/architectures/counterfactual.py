@@ -88,6 +88,17 @@ class CounterfactualNet(ArgsConfig, keras.Model):
         self.built = True
         self(keras.ops.zeros((1, self.input_dim)))
 
+    def subset(self, copies):
+        """A network of only the given copies (their weights, in that order): what an export
+        of one realisation carries instead of all R."""
+        index = list(copies)
+        config = {**self.get_config(), "copies": len(index), "name": f"{self.name}_subset"}
+        net = type(self).from_config(config)
+        for mine, theirs in zip(net.weights, self.weights):
+            value = keras.ops.convert_to_numpy(theirs)
+            mine.assign(value[index] if value.ndim and value.shape[0] == self.copies else value)
+        return net
+
     def dropout_widths(self):
         """The width at each dropout position (after every hidden layer of Φ and the heads)."""
         return list(self.representation) + list(self.head) * 2

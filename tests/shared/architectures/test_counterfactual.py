@@ -55,3 +55,13 @@ def test_arguments_are_validated():
         CounterfactualNet(5, copies=0)
     with pytest.raises(ValueError, match="Received: head"):
         CounterfactualNet(5, head=())
+
+
+def test_a_subset_carries_only_the_chosen_copies():
+    keras.utils.set_random_seed(0)
+    net = CounterfactualNet(**TINY, propensity_head=True)
+    net.epsilon.assign([0.1, 0.2, 0.3])
+    full, part = net(X), net.subset([2, 0])(X)
+    for key in ("y0", "y1", "propensity", "epsilon"):
+        assert np.allclose(part[key], tf.gather(full[key], [2, 0], axis=-1), atol=1e-6)
+    assert net.subset([1]).count_params() * 3 == net.count_params()
