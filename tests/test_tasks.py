@@ -1,18 +1,24 @@
-"""Every registered task of every app runs its tiny() config end to end (timm-style)."""
+"""Every registered task of every app runs its tiny() config end to end (timm-style).
+
+The one parametrized test lives here (`tiny_end_to_end`); each app's
+`tests/apps/<app>/test_end_to_end.py` runs it over that app's tasks, so pytest-xdist can
+spread the apps' runs over its workers instead of queueing them all in one file."""
 
 import importlib
 import json
+import pathlib
 
 import pytest
 
 from shared.cli import APPS
 from tests.conftest import run_command
 
-ALL_TASKS = [(app, name) for app, module in APPS.items() for name in importlib.import_module(module).TASKS.names()]
+
+def app_tasks(app):
+    return importlib.import_module(APPS[app]).TASKS.names()
 
 
-@pytest.mark.parametrize("app, task", ALL_TASKS)
-def test_task_tiny_end_to_end(tmp_path, app, task):
+def tiny_end_to_end(tmp_path, app, task):
     result = run_command([f"dl-{app}", "train", task, "--tiny", "--run-name", "tiny", "--quiet",
                           "--export", "savedmodel,tflite"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -21,3 +27,12 @@ def test_task_tiny_end_to_end(tmp_path, app, task):
     assert metrics["test"] and metrics["epochs_run"] >= 1
     assert all(r["passed"] for r in metrics["exports"].values()), metrics["exports"]
     assert (run / "saved_model" / "saved_model.pb").is_file() and (run / "model.tflite").is_file()
+
+
+@pytest.mark.parametrize("app", list(APPS))
+def test_every_app_runs_every_task_end_to_end(app):
+    package = APPS[app].split(".")[1]  # apps.<package>.tasks
+    path = pathlib.Path(__file__).parent / "apps" / package / "test_end_to_end.py"
+    assert path.is_file(), f"{path} is missing"
+    assert f'tiny_end_to_end(tmp_path, "{app}", task)' in path.read_text()
+    assert f'@pytest.mark.parametrize("task", app_tasks("{app}"))' in path.read_text()
