@@ -38,3 +38,22 @@ def store_tfds(name, features, splits, data_dir):
 @pytest.fixture
 def home(tmp_path):
     return tmp_path / "home"
+
+
+# The longest test files (measured: trained fixtures, end-to-end runs) start first, so
+# pytest-xdist's per-file scheduling fills the end of the run with short files instead of
+# leaving one worker idle while the other runs a long file it picked up last.
+LONG_FIRST = (
+    "apps/vision/test_scene_tasks.py", "apps/nlp/test_generate.py", "apps/nlp/test_end_to_end.py",
+    "apps/vision/test_end_to_end.py", "apps/healthcare/test_imaging.py", "apps/nlp/test_sentiment.py",
+    "apps/speech/test_end_to_end.py", "apps/healthcare/test_end_to_end.py", "apps/healthcare/test_treatment.py",
+    "test_bench.py", "shared/training/test_distributed.py", "apps/speech/test_asr.py", "apps/healthcare/test_risk.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(LONG_FIRST) if path.endswith("tests/" + name)), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: the order within a file and among the rest is kept

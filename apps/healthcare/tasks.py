@@ -47,7 +47,8 @@ class RiskConfig(TrainConfig):
 
     @classmethod
     def tiny(cls):
-        return cls(epochs=2, batch_size=64, hidden="32", mc_samples=8, early_stopping_patience=0, export="")
+        return cls(epochs=2, batch_size=64, hidden="32", mc_samples=8, early_stopping_patience=0, export="",
+                   quantize="none")
 
     def validate(self):
         super().validate()
@@ -110,7 +111,7 @@ class ImagingConfig(TrainConfig):
     @classmethod
     def tiny(cls):
         return cls(epochs=1, batch_size=4, base_filters=4, depth=2, warmup_epochs=0, max_train_examples=16,
-                   steps_per_execution=2, export="")
+                   steps_per_execution=2, export="", quantize="none")
 
     def validate(self):
         super().validate()
