@@ -189,22 +189,11 @@ def _train(prog, app, tasks, task_name, rest):
     return 0
 
 
-def _zero_padded_stack(*arrays):
-    """Stacks inputs, zero-padding the shorter ones at the end (waveforms of different lengths)."""
-    import numpy as np
-
-    shapes = {np.shape(a) for a in arrays}
-    if len(shapes) == 1:
-        return np.stack(arrays)
-    shape = np.max(list(shapes), axis=0)
-    return np.stack([np.pad(a, [(0, m - n) for m, n in zip(shape, np.shape(a))]) for a in arrays])
-
-
 def _predict(run, task, info, inputs, as_json, out_dir=None):
     """Runs the task's serving model (post-processing included) on the user's files."""
     import numpy as np
-    import tensorflow as tf
 
+    from shared.tasks import read_inputs
     from shared.training.engine import load_model
 
     model = load_model(run)
@@ -212,17 +201,8 @@ def _predict(run, task, info, inputs, as_json, out_dir=None):
         raise UserError(f"{run.path}: run.json has no data_info; retrain with this version")
     if out_dir and task.render is None:
         raise UserError(f"--out: {run.task} predictions have no rendering; use --json")
-    raw, names = [], []
-    for path in inputs:  # validates every file first
-        x = task.load_input(path, info)
-        if isinstance(x, list):  # a file of several inputs (a CSV's records), named by line
-            raw += x
-            names += [f"{path}:{line}" for line in range(2, len(x) + 2)]
-        else:
-            raw.append(x)
-            names.append(path)
+    names, raw, batch = read_inputs(task.load_input, inputs, info)
     serving = task.serving_model(model, info)
-    batch = tf.nest.map_structure(_zero_padded_stack, *raw)
     outputs = {k: np.asarray(v) for k, v in serving(batch, training=False).items()}
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)

@@ -134,6 +134,35 @@ def trained_part(model):
     return model.layers[-1] if model.name.endswith(END_TO_END) else model
 
 
+def read_inputs(load, paths, info):
+    """(names, inputs, batch) of a user's files: `load(path, info)` returns one input, or a list
+    of them for a file of several (a CSV's records, named `PATH:LINE`); every file is read
+    (and so validated) before anything runs. The batch stacks the inputs, zero-padding
+    shorter ones at the end (waveforms of different lengths)."""
+    import tensorflow as tf
+
+    names, inputs = [], []
+    for path in paths:
+        x = load(path, info)
+        if isinstance(x, list):
+            inputs += x
+            names += [f"{path}:{line}" for line in range(2, len(x) + 2)]
+        else:
+            inputs.append(x)
+            names.append(path)
+    return names, inputs, tf.nest.map_structure(_zero_padded_stack, *inputs)
+
+
+def _zero_padded_stack(*arrays):
+    import numpy as np
+
+    shapes = {np.shape(a) for a in arrays}
+    if len(shapes) == 1:
+        return np.stack(arrays)
+    shape = np.max(list(shapes), axis=0)
+    return np.stack([np.pad(a, [(0, m - n) for m, n in zip(shape, np.shape(a))]) for a in arrays])
+
+
 def task_registry(app):
     """A registry for one app's tasks; entries are zero-argument functions returning a Task."""
     return Registry(f"{app} task")

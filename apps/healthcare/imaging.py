@@ -23,6 +23,7 @@ import tensorflow as tf
 from apps.healthcare.volumes import read_nifti, read_volume, to_isotropic
 from shared import architectures
 from shared.errors import UserError
+from shared.evaluation.segmentation import overlays_png, pixel_counts, segment_serving, segmentation_scores
 from shared.tasks import Data, DataInfo
 
 MRICRON = "/usr/share/mricron/templates"
@@ -289,14 +290,6 @@ def dice_ce_loss(num_classes, smooth=1.0):
     return loss
 
 
-def imaging_serving(model, info):
-    """images float32 -> {"mask": int32 [N,H,W], "probabilities": float32 [N,H,W,K]}."""
-    images = keras.Input(shape=info.input_shape, dtype="float32", name="images")
-    probabilities = model(images)
-    mask = keras.layers.Lambda(lambda p: tf.argmax(p, axis=-1, output_type=tf.int32), name="mask")(probabilities)
-    return keras.Model(images, {"mask": mask, "probabilities": probabilities}, name="imaging_serving")
-
-
 def surface_metrics(pred, true, k, spacing=(1.0, 1.0, 1.0)):
     """Dice and HD95 (mm) of class k in two label blocks, with DeepMind's surface-distance
     (Nikolov et al., 2018); HD95 is None where either side lacks the class."""
@@ -313,9 +306,7 @@ def surface_metrics(pred, true, k, spacing=(1.0, 1.0, 1.0)):
 def imaging_report(model, ds, info, plots_dir):
     """Pixel metrics over the test slices (shared), and per-class Dice and HD95 over each
     test slab as a 3-D block (1 mm voxels), averaged over slabs."""
-    from shared.evaluation.segmentation import overlays_png, segmentation_scores
-
-    serving = imaging_serving(model, info)
+    serving = segment_serving(model, info)
     call = tf.function(lambda x: serving(x, training=False)["mask"], reduce_retracing=True)
     images, truth, pred = [], [], []
     for x, y in ds.batch(16):
@@ -324,8 +315,7 @@ def imaging_report(model, ds, info, plots_dir):
         images.append(x.numpy()[..., x.shape[-1] // 2])
     pred, truth = np.concatenate(pred), np.concatenate(truth)
     k = len(info.class_names)
-    matrix = np.bincount(truth.ravel().astype(np.int64) * k + pred.ravel(), minlength=k * k).reshape(k, k)
-    result = segmentation_scores(matrix, info.class_names)
+    result = segmentation_scores(pixel_counts(truth, pred, k), info.class_names)
     per_class = {}
     for c in range(1, k):
         dices, hds = [], []
@@ -370,7 +360,7 @@ def segment_scan(model, info, scan, out, window=None, batch_size=8, verbose=True
     volume = read_volume(scan, window)
     data, factors = to_isotropic(volume)
     slices = volume_slices(data, info.input_shape[-1] // 2, info.input_shape[:2])
-    serving = imaging_serving(model, info)
+    serving = segment_serving(model, info)
     call = tf.function(lambda x: serving(x, training=False)["mask"], reduce_retracing=True)
     labels = np.zeros(data.shape, np.int32)
     progress = keras.utils.Progbar(len(slices), unit_name="slice") if verbose else None

@@ -19,7 +19,7 @@ from shared.architectures.tabular import CalibratedOutput, MonteCarloDropout, en
 from shared.data.tabular import fit_columns, infer_schema, records, split_indices
 from shared.errors import UserError
 from shared.evaluation import calibration as cal
-from shared.tasks import Data, DataInfo, end_to_end, trained_part
+from shared.tasks import Data, DataInfo, end_to_end, read_inputs, trained_part
 
 INTENDED_USE = ("Research and teaching: a reference for building and evaluating clinical risk models. "
                 "Not a medical device and not validated for diagnosis, prognosis or treatment decisions "
@@ -126,9 +126,7 @@ def risk_core(model, info, samples=None):
 def risk_serving(model, info):
     """`serving_default(<column>: float32 | string [N], …) -> {"probability" | "prediction",
     "uncertainty"}`: the record encoder in front of the core."""
-    core = risk_core(trained_part(model), info)
-    raw = {x.name: keras.Input(shape=(), dtype=x.dtype, name=x.name) for x in info.preprocess.inputs}
-    return keras.Model(raw, core(info.preprocess(raw)), name="risk_serving")
+    return end_to_end(risk_core(trained_part(model), info), info)
 
 
 def serve_dataset(serving, ds, batch_size=512):
@@ -252,12 +250,7 @@ def explain_risk(run, model, info, args):
         raise UserError("risk runs are explained with integrated gradients over columns (no --method gradcam, --layer)")
     saved = info.extra["saved"]
     encoder = find_encoder(info.preprocess)
-    rows, names = [], []
-    for path in args.inputs:
-        found = load_records(path, info)
-        rows += found
-        names += [f"{path}:{line}" for line in range(2, len(found) + 2)]
-    batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    names, _, batch = read_inputs(load_records, args.inputs, info)
     features = np.asarray(info.preprocess(batch))
     fn = (lambda f: model(f)) if saved["regression"] else (lambda f: tf.sigmoid(model(f)))
     attributions, outputs, at_baseline = feature_integrated_gradients(fn, features, saved["baseline"])

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from apps.healthcare.risk import (build_risk_data, build_risk_model, calibrate_risk, decode_risk, explain_risk,
                                   load_records, risk_core, risk_loss, risk_report, risk_serving)
 from apps.healthcare.imaging import (SLICE_SHAPE, build_imaging_data, build_imaging_model, dice_ce_loss, imaging_report,
-                                     imaging_serving, load_scan_slices)
+                                     load_scan_slices)
 from apps.healthcare.treatment import (build_treatment_data, build_treatment_model, decode_effects,
                                        treatment_core, treatment_loss, treatment_report, treatment_serving)
 from shared.errors import UserError
-from shared.evaluation.segmentation import decode_mask, pixel_accuracy_per_example
+from shared.evaluation.segmentation import decode_mask, pixel_accuracy_per_example, segment_serving
 from shared.export.parity import mask_parity, value_parity
 from shared.tasks import Task, task_registry
 from shared.training.config import TrainConfig
@@ -133,7 +133,7 @@ def imaging():
         metrics=imaging_report,
         decode=decode_mask,
         load_input=load_scan_slices,
-        serving=imaging_serving,
+        serving=segment_serving,
         parity=mask_parity,
         description="MRI anatomical segmentation: 2D/2.5D U-Net, Dice and HD95 per class (Colin27 + AAL, NIfTI, DICOM)",
     )

@@ -19,10 +19,10 @@ import tensorflow as tf
 
 from shared import architectures
 from shared.architectures.counterfactual import dropout_masks
-from shared.architectures.tabular import encoder_model, find_encoder
-from shared.data.tabular import Column, fit_columns, infer_schema, input_name, records
+from shared.architectures.tabular import encoder_model
+from shared.data.tabular import fit_columns, infer_schema, records
 from shared.errors import UserError
-from shared.tasks import Data, DataInfo, end_to_end, trained_part
+from shared.tasks import Data, DataInfo, end_to_end, read_inputs, trained_part
 
 IHDP_COVARIATES = ("bw", "b.head", "preterm", "birth.o", "nnhealth", "momage", "sex", "twin", "b.marr", "mom.lths",
                    "mom.hs", "mom.scoll", "cig", "first", "booze", "drugs", "work.dur", "prenatal", "site1", "site2",
@@ -119,8 +119,7 @@ def build_treatment_data(cfg):
     # validation and checkpoint do not dominate the training time.
     train = dataset("train").repeat(cfg.passes)
     saved = {"y_mean": mean.tolist(), "y_std": std.tolist(), "treated_fraction": treated.tolist(),
-             "truth": truth, "copies": int(y.shape[1]), "export_copies": [0] if truth else list(range(y.shape[1])),
-             "baseline": None}
+             "truth": truth, "copies": int(y.shape[1]), "export_copies": [0] if truth else list(range(y.shape[1]))}
     names = ", ".join(f"`{c.input}`" for c in columns[:6]) + (", …" if len(columns) > 6 else "")
     info = DataInfo(
         input_shape=(len(columns),), input_dtype="record", num_train=len(frame) * cfg.passes, num_val=len(frame),
@@ -252,9 +251,7 @@ def treatment_core(model, info):
 
 def treatment_serving(model, info):
     """`serving_default(<covariate>: float32[N], …) -> {"y0", "y1", "effect", "propensity"}`."""
-    core = treatment_core(trained_part(model), info)
-    raw = {x.name: keras.Input(shape=(), dtype=x.dtype, name=x.name) for x in info.preprocess.inputs}
-    return keras.Model(raw, core(info.preprocess(raw)), name="treatment_serving")
+    return end_to_end(treatment_core(trained_part(model), info), info)
 
 
 def _collect(model, ds, info):
@@ -361,17 +358,16 @@ def recommend_command(run, task, cfg, info, args):
 
     if run.task != "treatment":
         raise UserError(f"{run.path}: a {run.task} run; dl-health recommend takes treatment runs")
-    rows = load_records(args.patients, info)
-    batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    names, _, batch = read_inputs(load_records, [args.patients], info)
     features = np.asarray(info.preprocess(batch))
     samples = effect_samples(load_model(run), info, features)
     sign = -1.0 if args.lower_is_better else 1.0
     benefit = sign * samples
-    for i in range(len(rows)):
+    for i, name in enumerate(names):
         mean = float(benefit[:, i].mean())
         low, high = (float(v) for v in np.percentile(benefit[:, i], [2.5, 97.5]))
         arm = "treat" if mean > 0 else "do not treat"
-        row = {"input": f"{args.patients}:{i + 2}", "recommendation": arm, "expected_benefit": abs(mean),
+        row = {"input": name, "recommendation": arm, "expected_benefit": abs(mean),
                "benefit_of_treating": mean, "interval_95": [low, high], "confident": bool(low > 0 or high < 0)}
         if args.json:
             print(json.dumps(row))

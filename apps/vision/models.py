@@ -2,7 +2,6 @@
 serving graphs (post-processing inside) that `predict` runs and exports carry."""
 
 import keras
-import tensorflow as tf
 
 from shared import architectures
 
@@ -39,15 +38,6 @@ def build_segmenter(cfg, info):
     if tuple(x.shape[1:3]) != (height, width):
         probabilities = keras.layers.Resizing(height, width, name="upscale", dtype="float32")(probabilities)
     return keras.Model(inputs, probabilities, name=f"segment_{cfg.model}")
-
-
-def segment_serving(model, info):
-    """images -> {"mask": int32 [N,H,W] (argmax class), "probabilities": float32 [N,H,W,classes]}."""
-    inputs = keras.Input(shape=info.input_shape, dtype="uint8", name="images")
-    probabilities = model(inputs)
-    # tf.argmax, not keras.ops.argmax: Keras's NaN handling adds a BitwiseAnd TFLite cannot convert.
-    mask = keras.layers.Lambda(lambda p: tf.argmax(p, axis=-1, output_type=tf.int32), name="mask")(probabilities)
-    return keras.Model(inputs, {"mask": mask, "probabilities": probabilities}, name="segment_serving")
 
 
 def _detector(cfg, info):

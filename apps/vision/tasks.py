@@ -6,12 +6,12 @@ import keras
 
 from apps.vision.data import build_classify_data
 from apps.vision.detection_data import build_detect_data, build_segment_data
-from apps.vision.models import build_classifier, build_detector, build_segmenter, detect_serving, segment_serving
+from apps.vision.models import build_classifier, build_detector, build_segmenter, detect_serving
 from shared.data.images import load_image_file
 from shared.evaluation.classification import (accuracy_per_example, classification_report, decode_probabilities,
                                                render_label)
 from shared.evaluation.segmentation import (decode_mask, pixel_accuracy_per_example, segmentation_loss, render_mask,
-                                             segmentation_report)
+                                             segment_serving, segmentation_report)
 from shared.evaluation.detection_report import (decode_detections, detection_report, padded_detection_batch,
                                                  render_detections)
 from shared.export.parity import detection_parity, mask_parity

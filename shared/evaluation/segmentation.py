@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -26,6 +27,23 @@ def segmentation_loss(y_true, y_pred, smooth=1.0):
     overlap = tf.reduce_sum(foreground * truth, axis=[1, 2])
     dice = (2 * overlap + smooth) / (tf.reduce_sum(foreground, axis=[1, 2]) + tf.reduce_sum(truth, axis=[1, 2]) + smooth)
     return crossentropy + (1.0 - dice)
+
+
+def segment_serving(model, info):
+    """images (`info.input_dtype`) -> {"mask": int32 [N,H,W] (argmax class), "probabilities":
+    float32 [N,H,W,classes]}: the serving graph of any per-pixel classifier."""
+    inputs = keras.Input(shape=info.input_shape, dtype=info.input_dtype, name="images")
+    probabilities = model(inputs)
+    # tf.argmax, not keras.ops.argmax: Keras's NaN handling adds a BitwiseAnd TFLite cannot convert.
+    mask = keras.layers.Lambda(lambda p: tf.argmax(p, axis=-1, output_type=tf.int32), name="mask")(probabilities)
+    return keras.Model(inputs, {"mask": mask, "probabilities": probabilities}, name="segment_serving")
+
+
+def pixel_counts(true, pred, k):
+    """[K,K] (true x predicted) pixel count matrix of two label arrays of the same shape."""
+    true = np.asarray(true, np.int64).ravel()
+    pred = np.clip(np.asarray(pred, np.int64).ravel(), 0, k - 1)
+    return np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
 
 
 def segmentation_scores(matrix, class_names):
@@ -92,10 +110,8 @@ def segmentation_report(serving, ds, info, plots_dir, batch_size=64):
     samples = None
     for x, y in ds.batch(batch_size):
         masks = call(x).numpy()
-        pred = masks.astype(np.int64).ravel()
-        true = y.numpy().astype(np.int64).ravel()
-        matrix += np.bincount(true * k + np.clip(pred, 0, k - 1), minlength=k * k).reshape(k, k)
-        background[:, 0] += np.bincount(true, minlength=k)
+        matrix += pixel_counts(y.numpy(), masks, k)
+        background[:, 0] += np.bincount(y.numpy().astype(np.int64).ravel(), minlength=k)
         if samples is None:
             samples = (x.numpy()[:8], y.numpy()[:8], masks[:8])
     result = segmentation_scores(matrix, info.class_names)
