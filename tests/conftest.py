@@ -40,20 +40,69 @@ def home(tmp_path):
     return tmp_path / "home"
 
 
-# The longest test files (measured: trained fixtures, end-to-end runs) start first, so
-# pytest-xdist's per-file scheduling fills the end of the run with short files instead of
-# leaving one worker idle while the other runs a long file it picked up last.
-LONG_FIRST = (
-    "apps/vision/test_scene_tasks.py", "apps/nlp/test_generate.py", "apps/nlp/test_end_to_end.py",
-    "apps/vision/test_end_to_end.py", "apps/healthcare/test_imaging.py", "apps/nlp/test_sentiment.py",
-    "apps/speech/test_end_to_end.py", "apps/healthcare/test_end_to_end.py", "apps/healthcare/test_treatment.py",
-    "test_bench.py", "shared/training/test_distributed.py", "apps/speech/test_asr.py", "apps/healthcare/test_risk.py",
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """`tiny_runs(app, task)` -> (home, run directory) of `dl-<app> train <task> --tiny` with
+    SavedModel and TFLite exports: trained once per test worker, shared by the end-to-end test
+    and the app's own tests (`SAME_WORKER` keeps those files on one worker)."""
+    runs = {}
+
+    def get(app, task):
+        if (app, task) not in runs:
+            home = tmp_path_factory.mktemp(f"tiny-{app}-{task}")
+            result = run_command([f"dl-{app}", "train", task, "--tiny", "--run-name", "tiny", "--quiet",
+                                  "--export", "savedmodel,tflite"], home)
+            runs[app, task] = home, home / "saved_models" / app / task / "tiny", result
+        home, run, result = runs[app, task]
+        assert result.returncode == 0, result.stderr[-3000:]
+        return home, run
+
+    return get
+
+
+# Test files (under tests/) that use an app's tiny runs -> the end-to-end test file that trains
+# them. `make test` schedules test files whole (`--dist loadfile`); these run with theirs.
+SAME_WORKER = {
+    "test_cli.py": "apps/vision/test_end_to_end.py",
+    "apps/nlp/test_pretrain.py": "apps/nlp/test_end_to_end.py",
+    "apps/speech/test_kws.py": "apps/speech/test_end_to_end.py",
+    "apps/speech/test_asr.py": "apps/speech/test_end_to_end.py",
+    "apps/healthcare/test_risk.py": "apps/healthcare/test_end_to_end.py",
+}
+
+# The longest groups (measured: trained fixtures, end-to-end runs) start first, so
+# pytest-xdist fills the end of the run with short files instead of leaving one worker idle
+# while the other runs a long file it picked up last.
+LONG_FIRST = (  # seconds of one worker's time, measured: 310, 250, 250, 220, 180, 130, 125, 120, 100, 60, 47
+    "apps/vision/test_scene_tasks.py", "apps/speech/test_end_to_end.py", "apps/vision/test_end_to_end.py",
+    "shared/training/test_distributed.py", "apps/nlp/test_generate.py", "apps/nlp/test_sentiment.py",
+    "apps/nlp/test_end_to_end.py", "apps/healthcare/test_end_to_end.py", "apps/healthcare/test_imaging.py",
+    "apps/healthcare/test_treatment.py", "test_bench.py",
 )
 
 
-def pytest_collection_modifyitems(session, config, items):
-    def rank(item):
-        path = item.path.as_posix()
-        return next((i for i, name in enumerate(LONG_FIRST) if path.endswith("tests/" + name)), len(LONG_FIRST))
+def _group(path):
+    """The scheduling unit of a test file path relative to tests/."""
+    return SAME_WORKER.get(path, path)
 
-    items.sort(key=rank)  # stable: the order within a file and among the rest is kept
+
+def pytest_collection_modifyitems(session, config, items):
+    tests = os.path.dirname(os.path.abspath(__file__))
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    relative = lambda item: os.path.relpath(str(item.path), tests).replace(os.sep, "/")  # noqa: E731
+    items.sort(key=lambda item: rank.get(_group(relative(item)), len(LONG_FIRST)))  # stable: other orders kept
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` with the `SAME_WORKER` files joined to their end-to-end file (xdist's
+    own `loadgroup` does not group under pytest 9: its node-id suffix is not applied)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedRunScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            path = nodeid.split("::", 1)[0]
+            return _group(path[len("tests/"):] if path.startswith("tests/") else path)
+
+    return SharedRunScheduling(config, log)

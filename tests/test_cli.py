@@ -16,11 +16,8 @@ from tests.conftest import BIN, error_line, run_command
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    result = run_command(["dl-vision", "train", "classify", "--tiny", "--run-name", "cli", "--quiet"], home)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = home / "saved_models" / "vision" / "classify" / "cli"
+def trained(tiny_runs, tmp_path_factory):
+    home, run = tiny_runs("vision", "classify")
     images = tmp_path_factory.mktemp("images")
     _, _, x_test, y_test = load_fashion_mnist()
     paths = []
@@ -42,7 +39,7 @@ def test_train_writes_the_run_directory(trained):
     assert np.array(metrics["test"]["confusion_matrix"]).sum() == 10000
     assert set(metrics["test"]["per_class"]) == {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                                                  "Shirt", "Sneaker", "Bag", "Ankle boot"}
-    logs = home / "tensorboard_logs" / "vision" / "classify" / "cli"
+    logs = home / "tensorboard_logs" / "vision" / "classify" / "tiny"
     assert any((logs / "train").iterdir()) and any((logs / "validation").iterdir())
     assert any((logs / "evaluation").iterdir())
 
@@ -51,7 +48,7 @@ def test_tensorboard_events_hold_scalars_and_images(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     home = trained[0]
-    logs = home / "tensorboard_logs" / "vision" / "classify" / "cli"
+    logs = home / "tensorboard_logs" / "vision" / "classify" / "tiny"
     train = EventAccumulator(str(logs / "train"), size_guidance={"tensors": 0}).Reload()
     tags = train.Tags()["tensors"]
     assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= set(tags)
@@ -192,12 +189,12 @@ def test_tensorboard_server_lists_the_run(trained):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=5) as r:
                     runs = json.loads(r.read())
-                if any("cli" in name for name in runs):
+                if any("tiny" in name for name in runs):
                     break
             except OSError:
                 pass
             time.sleep(1)
-        assert runs is not None and "vision/classify/cli/train" in runs, runs
+        assert runs is not None and "vision/classify/tiny/train" in runs, runs
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -2,7 +2,9 @@
 
 The one parametrized test lives here (`tiny_end_to_end`); each app's
 `tests/apps/<app>/test_end_to_end.py` runs it over that app's tasks, so pytest-xdist can
-spread the apps' runs over its workers instead of queueing them all in one file."""
+spread the apps' runs over its workers instead of queueing them all in one file. The runs
+come from the session fixture `tiny_runs` (tests/conftest.py), which the apps' own tests
+reuse."""
 
 import importlib
 import json
@@ -11,18 +13,14 @@ import pathlib
 import pytest
 
 from shared.cli import APPS
-from tests.conftest import run_command
 
 
 def app_tasks(app):
     return importlib.import_module(APPS[app]).TASKS.names()
 
 
-def tiny_end_to_end(tmp_path, app, task):
-    result = run_command([f"dl-{app}", "train", task, "--tiny", "--run-name", "tiny", "--quiet",
-                          "--export", "savedmodel,tflite"], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "saved_models" / app / task / "tiny"
+def tiny_end_to_end(tiny_runs, app, task):
+    _, run = tiny_runs(app, task)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"] and metrics["epochs_run"] >= 1
     assert all(r["passed"] for r in metrics["exports"].values()), metrics["exports"]
@@ -34,5 +32,5 @@ def test_every_app_runs_every_task_end_to_end(app):
     package = APPS[app].split(".")[1]  # apps.<package>.tasks
     path = pathlib.Path(__file__).parent / "apps" / package / "test_end_to_end.py"
     assert path.is_file(), f"{path} is missing"
-    assert f'tiny_end_to_end(tmp_path, "{app}", task)' in path.read_text()
+    assert f'tiny_end_to_end(tiny_runs, "{app}", task)' in path.read_text()
     assert f'@pytest.mark.parametrize("task", app_tasks("{app}"))' in path.read_text()

@@ -6,5 +6,5 @@ from tests.test_tasks import app_tasks, tiny_end_to_end
 
 
 @pytest.mark.parametrize("task", app_tasks("health"))
-def test_task_tiny_end_to_end(tmp_path, task):
-    tiny_end_to_end(tmp_path, "health", task)
+def test_task_tiny_end_to_end(tiny_runs, task):
+    tiny_end_to_end(tiny_runs, "health", task)

@@ -104,12 +104,8 @@ def test_temperature_scaling_lowers_validation_ece():
 
 
 @pytest.fixture(scope="module")
-def risk_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("health")
-    result = run_command(["dl-health", "train", "risk", "--tiny", "--run-name", "tiny", "--quiet",
-                          "--export", "savedmodel"], home)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return home, home / "saved_models" / "health" / "risk" / "tiny"
+def risk_run(tiny_runs):
+    return tiny_runs("health", "risk")
 
 
 def _records(n=3):

@@ -37,12 +37,8 @@ def test_mask_tokens_masks_only_real_tokens_at_the_rate():
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    home = tmp_path_factory.mktemp("pretrain")
-    result = run_command(["dl-nlp", "train", "pretrain", "--tiny", "--run-name", "mlm", "--quiet",
-                          "--export", "savedmodel"], home)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return home, home / "saved_models" / "nlp" / "pretrain" / "mlm"
+def pretrained(tiny_runs):
+    return tiny_runs("nlp", "pretrain")
 
 
 def test_pretraining_loss_falls_and_exports_embeddings(pretrained):

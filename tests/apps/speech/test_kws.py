@@ -50,14 +50,8 @@ def test_listen_reports_each_keyword_once_at_its_time():
 
 
 @pytest.fixture(scope="module")
-def kws_run(tmp_path_factory):
-    from tests.conftest import run_command
-
-    home = tmp_path_factory.mktemp("kws_home")
-    result = run_command(["dl-speech", "train", "kws", "--tiny", "--run-name", "t", "--quiet", "--export", "savedmodel"],
-                         home)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return home, home / "saved_models" / "speech" / "kws" / "t"
+def kws_run(tiny_runs):
+    return tiny_runs("speech", "kws")
 
 
 @pytest.mark.slow

@@ -6,5 +6,5 @@ from tests.test_tasks import app_tasks, tiny_end_to_end
 
 
 @pytest.mark.parametrize("task", app_tasks("vision"))
-def test_task_tiny_end_to_end(tmp_path, task):
-    tiny_end_to_end(tmp_path, "vision", task)
+def test_task_tiny_end_to_end(tiny_runs, task):
+    tiny_end_to_end(tiny_runs, "vision", task)
