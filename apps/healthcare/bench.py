@@ -136,7 +136,7 @@ def bench_treatment(run, task, cfg, info, args):
     """The run beside the three peers on the same realisations and splits, and the published anchors."""
     import warnings
 
-    from apps.healthcare.treatment import _collect, effect_metrics, ihdp, realisation_splits
+    from apps.healthcare.treatment import _collect, effect_metrics, ihdp, realisation_splits, targeted_effect
     from shared.data.tabular import records
     from shared.training import engine
 
@@ -147,6 +147,10 @@ def bench_treatment(run, task, cfg, info, args):
     outputs, y = _collect(engine.load_model(run), data.test, data.info)
     tau_hat = (outputs["y1"] - outputs["y0"])[:, :realisations]
     rows = {f"{cfg.model} (this run)": effect_metrics(tau_hat, y["tau"][:, :realisations], y["split"][:, :realisations])}
+    targeted = targeted_effect(outputs)
+    if targeted is not None:
+        rows[f"{cfg.model} (this run, targeted τ̃)"] = effect_metrics(
+            targeted[:, :realisations], y["tau"][:, :realisations], y["split"][:, :realisations])
     frame, t, outcomes, tau = ihdp(realisations)
     x = frame.to_numpy(np.float64)
     codes = realisation_splits(len(frame), realisations)

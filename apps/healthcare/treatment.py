@@ -214,8 +214,21 @@ def _in_units(net_out, saved, copies=None):
     mean = tf.gather(tf.constant(saved["y_mean"]), index)
     std = tf.gather(tf.constant(saved["y_std"]), index)
     pick = lambda v: tf.gather(v, index, axis=-1)  # noqa: E731
-    return {"y0": mean + std * pick(net_out["y0"]), "y1": mean + std * pick(net_out["y1"]),
-            "propensity": pick(net_out["propensity"])}
+    out = {"y0": mean + std * pick(net_out["y0"]), "y1": mean + std * pick(net_out["y1"]),
+           "propensity": pick(net_out["propensity"])}
+    if "epsilon" in net_out:
+        out["epsilon"] = std * pick(net_out["epsilon"])
+    return out
+
+
+def targeted_effect(outputs):
+    """Dragonnet's targeted-regularisation estimate (Shi et al., 2019): Q̃(t, x) = Q(t, x) +
+    ε·(t/g − (1 − t)/(1 − g)), so τ̃ = τ̂ + ε·(1/g + 1/(1 − g)); None where ε was not learned
+    (TARNet, CFR: it stays 0)."""
+    if not np.any(outputs.get("epsilon", 0.0)):
+        return None
+    g = np.clip(outputs["propensity"], 0.01, 0.99)
+    return outputs["y1"] - outputs["y0"] + outputs["epsilon"] * (1 / g + 1 / (1 - g))
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -297,6 +310,10 @@ def treatment_report(model, ds, info, plots_dir):
         from shared.evaluation.plots import scatter_png
 
         result = effect_metrics(tau_hat, y["tau"], y["split"])
+        targeted = targeted_effect(outputs)
+        if targeted is not None:
+            result.update({f"targeted_{k}": v for k, v in effect_metrics(targeted, y["tau"], y["split"]).items()
+                           if k.startswith("ate_error")})
         test = y["split"][:, 0] == 2
         plots = [scatter_png(y["tau"][test, 0], tau_hat[test, 0], os.path.join(plots_dir, "effect_vs_true.png"),
                              title="Estimated vs true effect (realisation 0, test)")]

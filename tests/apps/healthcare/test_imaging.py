@@ -153,16 +153,16 @@ def test_segment_writes_labels_on_the_scans_grid(tmp_path):
 @pytest.fixture(scope="module")
 def imaging_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("imaging")
-    result = run_command(["dl-health", "train", "imaging", "--run-name", "short", "--quiet", "--base-filters", "8",
-                          "--depth", "3", "--epochs", "8", "--warmup-epochs", "0", "--augment", "none",
-                          "--learning-rate", "5e-3", "--lr-schedule", "constant", "--max-train-examples", "40",
+    result = run_command(["dl-health", "train", "imaging", "--run-name", "short", "--quiet", "--context", "0",
+                          "--base-filters", "8", "--depth", "3", "--epochs", "8", "--warmup-epochs", "0",
+                          "--augment", "none", "--learning-rate", "5e-3", "--lr-schedule", "constant", "--max-train-examples", "40",
                           "--export", ""], home)
     assert result.returncode == 0, result.stderr[-3000:]
     return home / "saved_models" / "health" / "imaging" / "short"
 
 
 def test_short_imaging_training_learns_the_anatomy(imaging_run):
-    """8 short epochs on 40 slices (the default trains 80 epochs on 78): the head is told from
+    """2D, 8 short epochs on 40 slices (the default trains 80 epochs on 78): the head is told from
     the rest better than by calling everything background, and an anatomical group is found
     (measured: loss 2.64 -> 1.65, background Dice 0.916 vs 0.875, temporal Dice 0.22)."""
     history = json.loads((imaging_run / "history.json").read_text())

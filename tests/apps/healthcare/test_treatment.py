@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from apps.healthcare.tasks import TreatmentConfig
-from apps.healthcare.treatment import IHDP_COVARIATES, _ipm, build_treatment_data, realisation_splits
+from apps.healthcare.treatment import IHDP_COVARIATES, _ipm, build_treatment_data, realisation_splits, targeted_effect
 from shared.data.tabular import input_name
 from tests.conftest import error_line, run_command
 
@@ -49,6 +49,15 @@ def _constant_effect_csv(path, n=800, effect=3.0):
     y = 2 * x[:, 0] + x[:, 1] - x[:, 2] + effect * t + rng.normal(scale=0.5, size=n)
     pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "x4": x[:, 3], "treated": t, "outcome": y}).to_csv(path, index=False)
     return x, t, y
+
+
+def test_targeted_effect_adds_the_learned_correction_only_where_epsilon_was_learned():
+    outputs = {"y0": np.array([[1.0, 2.0]]), "y1": np.array([[3.0, 2.5]]), "propensity": np.array([[0.5, 0.2]]),
+               "epsilon": np.zeros((1, 2))}
+    assert targeted_effect(outputs) is None  # TARNet / CFR: ε is never trained
+    outputs["epsilon"] = np.array([[0.1, -0.2]])
+    # Q̃(1) - Q̃(0) = τ + ε/g + ε/(1 - g)
+    np.testing.assert_allclose(targeted_effect(outputs), [[2.0 + 0.1 * 4, 0.5 - 0.2 * (5 + 1.25)]])
 
 
 @pytest.fixture(scope="module")
