@@ -15,7 +15,7 @@ from shared.errors import UserError
 from shared.terminal import quiet_native_stderr, wants_verbose
 
 APPS = {"vision": "apps.vision.tasks", "nlp": "apps.nlp.tasks", "speech": "apps.speech.tasks",
-        "health": "apps.healthcare.tasks"}
+        "health": "apps.healthcare.tasks", "drive": "apps.driving.tasks"}
 VERBOSE_HELP = ("TensorFlow's own messages go to a log file (see DLSUITE_NATIVE_LOG); "
                 "--verbose anywhere or DLSUITE_VERBOSE=1 shows them on the terminal.")
 

@@ -76,6 +76,10 @@ class Task:
              small JSON values `predict` needs into `info.extra["saved"]`.
     explain: (run, model, info, args) -> None: the task's own `explain` command (attributions
              for tabular records); default: Grad-CAM / integrated gradients for images, text.
+    grow:    (model, data, round, directory, cfg) -> Data: data aggregation (DAgger): after each
+             round of `cfg.epochs` the model acts, an expert labels what it met, and the next
+             round trains on the union; `cfg.dagger_rounds` rounds. It caches a round's data in
+             `directory` and reloads it from there (a resumed run trains on the same data).
     """
 
     config: type
@@ -96,6 +100,7 @@ class Task:
     core: Callable | None = None
     calibrate: Callable | None = None
     explain: Callable | None = None
+    grow: Callable | None = None
 
     def serving_model(self, model, info, raw=True):
         """The model users call: the task's serving graph, or the trained model's one output

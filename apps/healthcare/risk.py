@@ -18,6 +18,7 @@ from shared import architectures
 from shared.architectures.tabular import CalibratedOutput, MonteCarloDropout, encoder_model, find_encoder
 from shared.data.tabular import fit_columns, infer_schema, records, split_indices
 from shared.errors import UserError
+from shared.training.config import layer_widths
 from shared.evaluation import calibration as cal
 from shared.tasks import Data, DataInfo, end_to_end, read_inputs, trained_part
 
@@ -85,7 +86,7 @@ def build_risk_model(cfg, info):
     """Features -> MLP with dropout -> `CalibratedOutput` (logit, or value in target units)."""
     saved = info.extra["saved"]
     width = int(info.preprocess.outputs[0].shape[-1])
-    widths = tuple(int(w) for w in cfg.hidden.split(",") if w)
+    widths = layer_widths(cfg.hidden, "hidden")
     features = keras.Input(shape=(width,), name="features")
     mlp = architectures.build(cfg.model, input_shape=(width,), widths=widths, dropout=cfg.dropout,
                               output_units=1)

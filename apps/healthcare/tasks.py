@@ -13,7 +13,7 @@ from shared.errors import UserError
 from shared.evaluation.segmentation import decode_mask, pixel_accuracy_per_example, segment_serving
 from shared.export.parity import mask_parity, value_parity
 from shared.tasks import Task, task_registry
-from shared.training.config import TrainConfig
+from shared.training.config import TrainConfig, layer_widths
 
 TASKS = task_registry("health")
 
@@ -58,12 +58,7 @@ class RiskConfig(TrainConfig):
             raise UserError(f"--dropout: expected a fraction in [0, 1); got {self.dropout}")
         if self.mc_samples < 2:
             raise UserError(f"--mc-samples: expected at least 2 Monte Carlo samples; got {self.mc_samples}")
-        try:
-            widths = [int(w) for w in self.hidden.split(",") if w]
-        except ValueError:
-            widths = [0]
-        if not widths or min(widths) < 1:
-            raise UserError(f"--hidden: expected a comma list of layer widths such as 128,64; got '{self.hidden}'")
+        layer_widths(self.hidden, "hidden")
         return self
 
 
@@ -190,9 +185,8 @@ class TreatmentConfig(TrainConfig):
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout: expected a fraction in [0, 1); got {self.dropout}")
         for name in ("representation", "head"):
-            value = getattr(self, name)
-            if value and not all(w.strip().isdigit() and int(w) > 0 for w in value.split(",")):
-                raise UserError(f"--{name}: expected a comma list of layer widths such as 200,200; got '{value}'")
+            if getattr(self, name):
+                layer_widths(getattr(self, name), name)
         return self
 
 

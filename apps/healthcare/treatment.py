@@ -23,6 +23,7 @@ from shared.architectures.tabular import encoder_model
 from shared.data.tabular import fit_columns, infer_schema, records
 from shared.errors import UserError
 from shared.tasks import Data, DataInfo, end_to_end, read_inputs, trained_part
+from shared.training.config import layer_widths
 
 IHDP_COVARIATES = ("bw", "b.head", "preterm", "birth.o", "nnhealth", "momage", "sex", "twin", "b.marr", "mom.lths",
                    "mom.hs", "mom.scoll", "cig", "first", "booze", "drugs", "work.dur", "prenatal", "site1", "site2",
@@ -147,9 +148,9 @@ def build_treatment_model(cfg, info):
     width = int(info.preprocess.outputs[0].shape[-1])
     overrides = {}
     if cfg.representation:
-        overrides["representation"] = tuple(int(w) for w in cfg.representation.split(","))
+        overrides["representation"] = layer_widths(cfg.representation, "representation")
     if cfg.head:
-        overrides["head"] = tuple(int(w) for w in cfg.head.split(","))
+        overrides["head"] = layer_widths(cfg.head, "head")
     return architectures.build(cfg.model, input_dim=width, copies=copies, dropout=cfg.dropout, **overrides)
 
 

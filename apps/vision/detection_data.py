@@ -24,6 +24,7 @@ from shared.data.augment import augmenter
 from shared.data.images import IMAGE_EXTENSIONS, to_shape
 from shared.data.tfds import prepared_builder
 from shared.errors import UserError
+from shared.image_tasks import detection_dataset, segmentation_dataset
 from shared.tasks import Data, DataInfo
 
 PET_TRIMAP_DATASETS = {"oxford_iiit_pet"}  # TFDS segmentation_mask 1=pet, 2=background, 3=border
@@ -49,7 +50,7 @@ def build_detect_data(cfg):
     max_objects = max([1] + [int((s["classes"] >= 0).sum(1).max(initial=0)) for s in splits])
     info = _info(cfg, splits, names, source, extra={"max_objects": max_objects},
                  augment=augmenter(cfg.augment, "boxes", cfg.seed))
-    return Data(*(_detection_dataset(s) for s in splits), info)
+    return Data(*(detection_dataset(s) for s in splits), info)
 
 
 def build_segment_data(cfg):
@@ -65,27 +66,10 @@ def build_segment_data(cfg):
         raise UserError(f"--data: expected scenes, tfds:NAME or masks:IMAGES_DIR,MASKS_DIR for segment; "
                         f"got '{cfg.data}'")
     info = _info(cfg, splits, names, source, augment=augmenter(cfg.augment, "mask", cfg.seed))
-    return Data(*(_segmentation_dataset(s) for s in splits), info)
+    return Data(*(segmentation_dataset(s) for s in splits), info)
 
 
 # ----------------------------------------------------------------------------- datasets
-
-def _detection_dataset(arrays):
-    """Unbatched (image, {"boxes", "classes"}) from padded arrays, padding (class -1) stripped."""
-    def strip(image, boxes, classes):
-        keep = classes >= 0
-        return image, {"boxes": tf.boolean_mask(boxes, keep), "classes": tf.boolean_mask(classes, keep)}
-
-    ds = tf.data.Dataset.from_tensor_slices((arrays["images"], arrays["boxes"], arrays["classes"]))
-    return ds.map(strip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _segmentation_dataset(arrays):
-    """Unbatched (image, int32 mask); masks are kept as uint8 in memory."""
-    ds = tf.data.Dataset.from_tensor_slices((arrays["images"], arrays["masks"]))
-    return ds.map(lambda image, mask: (image, tf.cast(mask, tf.int32)),
-                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
 
 def _info(cfg, splits, names, source, extra=None, augment=None):
     size = cfg.image_size

@@ -130,3 +130,12 @@ def to_dict(cfg):
 
 def dump_yaml(cfg):
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def layer_widths(value, flag):
+    """The layer widths of a `--hidden 256,128`-style flag as a tuple of positive ints, or a
+    one-line UserError naming `flag`."""
+    parts = [w.strip() for w in str(value).split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"--{flag}: expected a comma list of layer widths such as 128,64; got '{value}'")
+    return tuple(int(p) for p in parts)

@@ -99,7 +99,7 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         if chief and not done:
             logger.hparams(config_dict, run.run_id)
         t0 = time.perf_counter()
-        history = trainer.fit(on_epoch_end=run.write_history if chief else None)
+        history = _fit_rounds(trainer, task, cfg, run, chief)
     except TrainingDiverged as e:
         if chief:
             run.write_info(status="diverged", error=str(e))
@@ -139,6 +139,21 @@ def _discard(run):
 
     for path in (run.path, run.logs):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _fit_rounds(trainer, task, cfg, run, chief):
+    """`cfg.epochs` epochs, then, for a task that grows its data (`task.grow`), one more round
+    of `cfg.epochs` on the grown data per `cfg.dagger_rounds`. A resumed run reloads the rounds'
+    grown data from the run directory and continues in the round it was in."""
+    on_epoch_end = run.write_history if chief else None
+    rounds = getattr(cfg, "dagger_rounds", 0) if task.grow else 0
+    resumed_round = trainer.history[-1].get("round", 0) if trainer.history else 0
+    history = trainer.fit(on_epoch_end=on_epoch_end) if resumed_round == 0 else trainer.history
+    for r in range(1, rounds + 1):
+        trainer.use_data(task.grow(trainer.model, trainer.data, r, run.file("rounds"), cfg))
+        if r >= resumed_round:
+            history = trainer.fit(on_epoch_end=on_epoch_end, until=cfg.epochs * (r + 1), round=r)
+    return history
 
 
 def weights_fingerprint(model):

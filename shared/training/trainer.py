@@ -38,7 +38,6 @@ class Trainer:
         self.strategy = strategy
         self.model = model
         self.optimizer = optimizer
-        self.data = data
         self.loss = loss
         self.step_metrics = dict(step_metrics)
         self.batch = batch or (lambda ds, n, drop: ds.batch(n, drop_remainder=drop, num_parallel_calls=tf.data.AUTOTUNE))
@@ -54,10 +53,7 @@ class Trainer:
         if self.global_batch % replicas:
             raise UserError(
                 f"--batch-size {self.global_batch}: must be divisible by the {replicas} replicas")
-        self.steps_per_epoch = data.info.num_train // self.global_batch
-        if self.steps_per_epoch < 1:
-            raise UserError(
-                f"--batch-size {self.global_batch}: larger than the {data.info.num_train} training examples")
+        self.use_data(data)
         self.custom_step = hasattr(model, "replica_train_step")
         with strategy.scope():
             if not self.custom_step:  # create slots now, not lazily inside the distributed loop
@@ -74,6 +70,14 @@ class Trainer:
         self._eval_fn = self._make_loop(self._replica_test_step)
 
     # --- datasets ------------------------------------------------------------
+    def use_data(self, data):
+        """Trains on `data` from the next epoch on (a data-aggregation round's grown data)."""
+        self.data = data
+        self.steps_per_epoch = data.info.num_train // self.global_batch
+        if self.steps_per_epoch < 1:
+            raise UserError(
+                f"--batch-size {self.global_batch}: larger than the {data.info.num_train} training examples")
+
     def _distribute(self, ds):
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -214,18 +218,21 @@ class Trainer:
         dist, steps = self._eval_dataset(ds, n)
         return self._run(self._eval_fn, iter(dist), steps)
 
-    def fit(self, on_epoch_end=None):
-        """Trains from the current epoch to `cfg.epochs`; returns the history (list of dicts)."""
+    def fit(self, on_epoch_end=None, until=None, round=0):
+        """Trains from the current epoch to `until` (default `cfg.epochs`); returns the history
+        (list of dicts). Epochs of a data-aggregation `round` > 0 are marked with it, and the
+        best epoch and early stopping consider only that round's epochs (its data differ)."""
         cfg, info = self.cfg, self.data.info
+        until = cfg.epochs if until is None else until
         mode = min if self.monitor.endswith("loss") else max
         best = None
-        for record in self.history:
+        for record in self._round_records(round):
             if self.monitor in record and (best is None or mode(record[self.monitor], best) != best):
                 best = record[self.monitor]
         start = int(self.epoch.numpy())
-        for epoch in range(start, cfg.epochs):
+        for epoch in range(start, until):
             if self.verbose:
-                print(f"Epoch {epoch + 1}/{cfg.epochs}", flush=True)
+                print(f"Epoch {epoch + 1}/{until}" + (f" (round {round})" if round else ""), flush=True)
             progbar = keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["loss", *self.step_metrics],
                                           verbose=1 if self.verbose and sys.stdout.isatty() else 0)
             t0 = time.perf_counter()
@@ -233,7 +240,8 @@ class Trainer:
                               progbar=progbar, check_finite=True)
             seconds = time.perf_counter() - t0
             val = self.evaluate(self.data.val, info.num_val) if info.num_val else {}
-            record = {"epoch": epoch + 1, **train, **{f"val_{k}": v for k, v in val.items()},
+            record = {"epoch": epoch + 1, **({"round": round} if round else {}), **train,
+                      **{f"val_{k}": v for k, v in val.items()},
                       "learning_rate": current_learning_rate(self.optimizer),
                       "examples_per_second": self.steps_per_epoch * self.global_batch / seconds,
                       "seconds": seconds}
@@ -252,15 +260,18 @@ class Trainer:
                 self.logger.epoch(epoch + 1, record)
             if on_epoch_end is not None:
                 on_epoch_end(self.history)
-            if cfg.early_stopping_patience and self._patience_spent(mode):
+            if cfg.early_stopping_patience and self._patience_spent(mode, round):
                 if self.verbose:
                     print(f"Early stopping: {self.monitor} has not improved for "
                           f"{cfg.early_stopping_patience} epochs", flush=True)
                 break
         return self.history
 
-    def _patience_spent(self, mode):
-        values = [r[self.monitor] for r in self.history if self.monitor in r]
+    def _round_records(self, round):
+        return [r for r in self.history if r.get("round", 0) == round]
+
+    def _patience_spent(self, mode, round=0):
+        values = [r[self.monitor] for r in self._round_records(round) if self.monitor in r]
         if len(values) <= self.cfg.early_stopping_patience:
             return False
         best_index = values.index(mode(values))

@@ -1,0 +1,1 @@
+"""dl-drive: perception and decision making in the highway-env simulator."""
