@@ -68,6 +68,7 @@ SAME_WORKER = {
     "apps/speech/test_kws.py": "apps/speech/test_end_to_end.py",
     "apps/speech/test_asr.py": "apps/speech/test_end_to_end.py",
     "apps/healthcare/test_risk.py": "apps/healthcare/test_end_to_end.py",
+    "apps/driving/test_driving.py": "apps/driving/test_end_to_end.py",
 }
 
 # The longest groups (measured: trained fixtures, end-to-end runs) start first, so

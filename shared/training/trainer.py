@@ -25,6 +25,11 @@ class TrainingDiverged(RuntimeError):
     """Loss became NaN/Inf; the last good checkpoint is kept."""
 
 
+def round_records(history, round):
+    """The history records of one data-aggregation round (records without a round are round 0)."""
+    return [r for r in history if r.get("round", 0) == round]
+
+
 class Trainer:
     """Trains `model` on `data` with the task's loss and per-example step metrics.
 
@@ -226,7 +231,7 @@ class Trainer:
         until = cfg.epochs if until is None else until
         mode = min if self.monitor.endswith("loss") else max
         best = None
-        for record in self._round_records(round):
+        for record in round_records(self.history, round):
             if self.monitor in record and (best is None or mode(record[self.monitor], best) != best):
                 best = record[self.monitor]
         start = int(self.epoch.numpy())
@@ -267,11 +272,8 @@ class Trainer:
                 break
         return self.history
 
-    def _round_records(self, round):
-        return [r for r in self.history if r.get("round", 0) == round]
-
     def _patience_spent(self, mode, round=0):
-        values = [r[self.monitor] for r in self._round_records(round) if self.monitor in r]
+        values = [r[self.monitor] for r in round_records(self.history, round) if self.monitor in r]
         if len(values) <= self.cfg.early_stopping_patience:
             return False
         best_index = values.index(mode(values))

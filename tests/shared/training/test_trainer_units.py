@@ -7,7 +7,7 @@ from shared.errors import UserError
 from shared.registry import Registry
 from shared.training.config import TrainConfig
 from shared.training.optim import build_optimizer, learning_rate
-from shared.training.trainer import Trainer
+from shared.training.trainer import Trainer, round_records
 
 
 @pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD"), ("rmsprop", "RMSprop")])
@@ -42,6 +42,15 @@ class _Stub:
 def test_early_stopping_patience(values, patience, stop):
     stub = _Stub([{"val_loss": v} for v in values], patience)
     assert Trainer._patience_spent(stub, min) is stop
+
+
+def test_early_stopping_and_best_epoch_look_only_at_the_current_round():
+    # round 0 reached 0.5; round 1 (new data) has not improved on its own first epoch for 2 epochs
+    history = [{"val_loss": 0.5}, {"val_loss": 0.4}, {"round": 1, "val_loss": 0.9}, {"round": 1, "val_loss": 0.95},
+               {"round": 1, "val_loss": 0.97}]
+    assert Trainer._patience_spent(_Stub(history, 2), min, round=1) is True
+    assert Trainer._patience_spent(_Stub(history[:4], 2), min, round=1) is False
+    assert [r["val_loss"] for r in round_records(history, 0)] == [0.5, 0.4]
 
 
 def test_registry_unknown_name_lists_known():
