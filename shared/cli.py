@@ -63,7 +63,8 @@ def _task_parser(prog, task_name, task):
     return parser
 
 
-def _load_run(app, tasks, path):
+def load_run(app, tasks, path):
+    """(run, task, config, DataInfo or None) of a run directory of `dl-<app>`; UserError otherwise."""
     from shared.tasks import DataInfo
     from shared.training import config as config_lib
     from shared.training.rundir import open_run
@@ -151,7 +152,7 @@ def app_main(app, tasks, argv=None, commands=()):
             return own[args.command].run(args)
         from shared.training import engine
 
-        run_dir, task, cfg, info = _load_run(app, tasks, args.run_dir)
+        run_dir, task, cfg, info = load_run(app, tasks, args.run_dir)
         if args.command == "evaluate":
             metrics = engine.evaluate_run(run_dir, task, cfg)
             print(json.dumps({k: v for k, v in metrics["test"].items() if not isinstance(v, (dict, list))}))

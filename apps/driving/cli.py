@@ -1,6 +1,7 @@
 """`dl-drive`: the driving app's command line (the shared CLI over this app's tasks), plus
 `record` (expert episodes into TFRecord shards), `view` (a GIF of a recording with its ground
-truth drawn on) and `drive RUN` (closed-loop evaluation of a policy against the expert)."""
+truth drawn on), `drive RUN` (closed-loop evaluation of a policy against the expert) and
+`bench` (per-frame latency of the exports, simulator speed)."""
 
 from shared.cli import AppCommand, app_main
 
@@ -26,16 +27,22 @@ def _record(args):
 
 
 def _view_arguments(parser):
-    parser.add_argument("source", help="a recording directory")
+    parser.add_argument("source", help="a recording directory (ground truth) or a detect/lanes run (predictions)")
     parser.add_argument("--out", required=True, help="the GIF to write")
-    parser.add_argument("--episode", type=int, default=0, help="which recorded episode (default 0)")
-    parser.add_argument("--view", default="front", choices=("front", "bev"), help="camera (default front)")
+    parser.add_argument("--episode", type=int, default=None,
+                        help="which recorded episode (default: 0; for a run, its first test episode)")
+    parser.add_argument("--view", default="front", choices=("front", "bev"), help="recordings: camera (default front)")
 
 
 def _view(args):
-    from apps.driving.clips import view_recording
+    import os
 
-    print(view_recording(args.source, args.out, args.episode, args.view))
+    from apps.driving.clips import view_recording, view_run
+
+    if os.path.exists(os.path.join(args.source, "config.yaml")):
+        print(view_run(args.source, args.out, args.episode))
+    else:
+        print(view_recording(args.source, args.out, args.episode or 0, args.view))
 
 
 def _drive_arguments(parser):
@@ -53,9 +60,24 @@ def _drive(run, task, cfg, info, args):
     drive_command(run, args)
 
 
-COMMANDS = (AppCommand("record", "drive seeded expert episodes and write TFRecord shards with their ground truth",
+def _bench_arguments(parser):
+    from apps.driving.bench import bench_arguments
+
+    bench_arguments(parser)
+
+
+def _bench(args):
+    from apps.driving.bench import bench_command
+
+    bench_command(args)
+
+
+COMMANDS = (AppCommand("bench", "batch-1 latency of detect + lanes + policy exports per frame; simulator steps/s",
+                       _bench_arguments, _bench, on_run=False),
+            AppCommand("record", "drive seeded expert episodes and write TFRecord shards with their ground truth",
                        _record_arguments, _record, on_run=False),
-            AppCommand("view", "a GIF of a recorded episode with its ground truth drawn on", _view_arguments, _view,
+            AppCommand("view", "a GIF of a recorded episode with its ground truth, or of a run's predictions",
+                       _view_arguments, _view,
                        on_run=False),
             AppCommand("drive", "closed-loop evaluation of a policy run against the expert on the same seeds",
                        _drive_arguments, _drive))

@@ -57,6 +57,39 @@ def view_recording(directory, out, episode=0, view="front"):
     return write_gif(frames, out)
 
 
+def view_run(path, out, episode=None, min_score=0.5):
+    """A GIF of a detect or lanes run's predictions (boxes with score >= `min_score`, or the
+    predicted marking mask) on one of its recording's test episodes (default: the first)."""
+    import tensorflow as tf
+
+    from apps.driving.recordings import episode_split, recording, step_dataset
+    from apps.driving.tasks import TASKS
+    from shared.cli import load_run
+    from shared.training.engine import load_model
+
+    run, task, cfg, info = load_run("drive", TASKS, path)
+    if run.task not in ("detect", "lanes"):
+        raise UserError(f"{path}: a {run.task} run; `view` draws detect or lanes runs (a policy: `drive --record`)")
+    directory, manifest = recording(cfg.data, cfg.episodes, cfg.record_seed)
+    episode = episode_split(manifest, cfg.validation_split, cfg.seed)[2][0] if episode is None else episode
+    if not 0 <= episode < manifest["episodes"]:
+        raise UserError(f"--episode: expected 0 … {manifest['episodes'] - 1}; got {episode}")
+    serving = task.serving_model(load_model(run), info)
+    call = tf.function(lambda x: serving(x, training=False))
+    key = f"{cfg.view}/image"
+    frames = []
+    for step in step_dataset(directory, manifest, [episode], [key]):
+        image = step[key].numpy()
+        outputs = {k: v.numpy()[0] for k, v in call(image[None]).items()}
+        if run.task == "detect":
+            n = int(outputs["num_detections"])
+            keep = outputs["scores"][:n] >= min_score
+            frames.append(draw(image, outputs["boxes"][:n][keep], caption=f"{int(keep.sum())} vehicles"))
+        else:
+            frames.append(draw(image, mask=outputs["mask"], caption="predicted markings"))
+    return write_gif(frames, out)
+
+
 def savedmodel_policy(path):
     """`act` for `simulator.drive` from an exported policy SavedModel (plain TensorFlow)."""
     import tensorflow as tf

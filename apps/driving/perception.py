@@ -97,35 +97,37 @@ def lanes_report(serving, ds, info, plots_dir):
 
 def lane_metrics(masks, lanes, rows, tolerance=LANE_TOLERANCE_PX, match=LANE_MATCH):
     """TuSimple-style figures of predicted marking masks [N,H,W] against true lane lines [N,L,R]
-    (each line's column at `rows`, -1 where unseen):
-    - `accuracy`: share of true lane points with a predicted marking pixel within `tolerance`
-      px in the same row;
+    (each line's column at `rows`, -1 where unseen; dashed lines continue through their gaps):
+    - `accuracy`: share of true lane points within `tolerance` px of a predicted marking pixel
+      (Euclidean: a point in a dash gap is found through the dashes around it);
     - `fn_lane_rate`: share of true lines (two or more visible points) with less than `match`
       of their points found;
     - `fp_point_rate`: share of predicted marking runs at `rows` (a run's centre per row) with no
       true lane point within `tolerance` px. Per point, not per lane: a dashed line's dashes
       are separate blobs in a mask, so predicted lanes are not instances here.
     """
+    from scipy import ndimage
+
     masks, lanes, rows = np.asarray(masks) > 0, np.asarray(lanes, np.float32), np.asarray(rows)
     found_points = total_points = lines = missed = predicted = false = 0
     for mask, frame in zip(masks, lanes):
-        marked = [np.flatnonzero(mask[r]) for r in rows]
+        distance = ndimage.distance_transform_edt(~mask) if mask.any() else np.full(mask.shape, np.inf)
+        truth = np.array([(rows[k] + 0.5, c) for line in frame for k, c in enumerate(line) if c >= 0]).reshape(-1, 2)
         for line in frame:
             visible = np.flatnonzero(line >= 0)
-            hits = [bool(len(marked[k]) and np.abs(marked[k] + 0.5 - line[k]).min() <= tolerance) for k in visible]
-            found_points += sum(hits)
+            columns = np.clip(line[visible].astype(int), 0, mask.shape[1] - 1)
+            hits = distance[rows[visible], columns] <= tolerance
+            found_points += int(hits.sum())
             total_points += len(visible)
             if len(visible) >= 2:
                 lines += 1
-                missed += sum(hits) < match * len(visible)
-        for k, columns in enumerate(marked):
-            if not len(columns):
-                continue
-            runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
-            truth = frame[:, k][frame[:, k] >= 0]
-            for run in runs:
+                missed += hits.sum() < match * len(visible)
+        for r in rows:
+            columns = np.flatnonzero(mask[r])
+            for run in np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1) if len(columns) else ():
                 predicted += 1
-                false += not (len(truth) and np.abs(truth - (run.mean() + 0.5)).min() <= tolerance)
-    return {"accuracy": found_points / max(1, total_points), "fn_lane_rate": missed / max(1, lines),
+                centre = np.array([r + 0.5, run.mean() + 0.5])
+                false += not (len(truth) and np.hypot(*(truth - centre).T).min() <= tolerance)
+    return {"accuracy": found_points / max(1, total_points), "fn_lane_rate": float(missed / max(1, lines)),
             "fp_point_rate": false / max(1, predicted), "lane_points": int(total_points), "lanes": int(lines),
             "tolerance_px": tolerance}

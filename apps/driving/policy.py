@@ -140,10 +140,11 @@ def load_observation(path, info):
 
 
 def decode_actions(outputs, info):
-    """{"action_probabilities"} -> [{"action", "index", "confidence", "probabilities": {action: p}}]."""
+    """{"action_probabilities"} -> [{"action", "index", "confidence", "probabilities": {action: p}, "summary"}]."""
     out = []
     for row in np.asarray(outputs["action_probabilities"]):
         k = int(np.argmax(row))
         out.append({"action": simulator.ACTIONS[k], "index": k, "confidence": float(row[k]),
-                    "probabilities": {a: float(p) for a, p in zip(simulator.ACTIONS, row)}})
+                    "probabilities": {a: float(p) for a, p in zip(simulator.ACTIONS, row)},
+                    "summary": f"{simulator.ACTIONS[k]} ({row[k]:.3f})"})
     return out

@@ -329,6 +329,12 @@ def _tflite_latency_ms(it, sample: dict, runs: int = LATENCY_RUNS) -> float:
     return 1000 * statistics.median(times)
 
 
+def tflite_latency_ms(path, sample: dict, runs: int = LATENCY_RUNS) -> float:
+    """Median batch-1 latency (ms) of the TFLite model at ``path`` on ``sample`` (inputs by name)."""
+    it = _interpreter(path)
+    return _tflite_latency_ms(it, _match_inputs(_signature_details(it)[0], sample), runs)
+
+
 def _quantize_from_name(path) -> str:
     stem = Path(path).stem
     quantize = stem.rsplit("_", 1)[-1] if "_" in stem else "none"

@@ -91,17 +91,21 @@ def test_episode_split_keeps_whole_episodes_apart():
 
 
 def test_lane_metrics_count_points_lanes_and_false_markings():
-    masks = np.zeros((1, 8, 100), np.uint8)
-    rows = [2, 4, 6]
-    lanes = np.array([[[10.5, 12.5, 14.5], [60.5, 70.5, -1], [90.5, -1, -1]]], np.float32)
-    masks[0, 2, 30] = masks[0, 4, 32] = masks[0, 6, 34] = 1  # line 0, 20-21 px to the right: found
-    masks[0, 2, 60] = 1  # line 1 found at row 2 only (1 of 2 points): missed
-    masks[0, 6, 99] = 1  # a marking far from any lane point at row 6
+    masks = np.zeros((1, 40, 200), np.uint8)
+    rows = [5, 20, 35]
+    lanes = np.array([[[10.5, 12.5, 14.5], [100.5, 140.5, -1], [190.5, -1, -1]]], np.float32)
+    masks[0, 5, 30] = masks[0, 20, 32] = masks[0, 35, 34] = 1  # line 0, 20 px to the right: found
+    masks[0, 5, 100] = 1  # line 1 found at row 5 only (1 of 2 points): missed
+    masks[0, 35, 199] = 1  # a marking 30 px from every lane point
     m = lane_metrics(masks, lanes, rows, tolerance=20)
     assert m["lane_points"] == 6 and m["lanes"] == 2  # the one-point line is no lane
-    assert m["accuracy"] == pytest.approx(4 / 6)  # 3 of line 0, 1 of line 1 (line 2 unmatched)
+    assert m["accuracy"] == pytest.approx(4 / 6)  # 3 of line 0, 1 of line 1, none of line 2
     assert m["fn_lane_rate"] == pytest.approx(1 / 2)
     assert m["fp_point_rate"] == pytest.approx(1 / 5)
+    # a point in a dash gap is found through the dash beside it (2-D distance, not its row only)
+    gap = np.zeros((1, 40, 200), np.uint8)
+    gap[0, 8:12, 50] = 1
+    assert lane_metrics(gap, np.array([[[50.5, -1, -1]]], np.float32), rows)["accuracy"] == 1
 
 
 def test_policy_run_drives_its_saved_model_in_closed_loop_and_records_a_clip(tiny_runs, tmp_path):
@@ -166,3 +170,45 @@ def test_cli_errors_are_one_line(tmp_path):
                                   env={"PYTHONPATH": str(tmp_path / "shim")}))
     assert "simulator is not installed" in line and "highway-env" in line
     assert not (tmp_path / "r").exists()
+
+
+def test_view_draws_a_runs_predictions_on_a_test_episode(tiny_runs, tmp_path):
+    home, run = tiny_runs("drive", "lanes")
+    result = run_command(["dl-drive", "view", run, "--out", tmp_path / "lanes.gif"], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(tmp_path / "lanes.gif") as gif:
+        assert gif.n_frames >= 1 and gif.size == (576, 288)
+    _, policy = tiny_runs("drive", "policy")
+    line = error_line(run_command(["dl-drive", "view", policy, "--out", tmp_path / "p.gif"], home))
+    assert "a policy run" in line
+
+
+def test_bench_times_every_export_per_frame_and_the_simulator(tiny_runs, tmp_path):
+    home, policy = tiny_runs("drive", "policy")
+    _, lanes = tiny_runs("drive", "lanes")
+    result = run_command(["dl-drive", "bench", "--policy", policy, "--lanes", lanes, "--episodes", "1", "--json"], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for task in ("policy", "lanes"):
+        assert set(figures["latency_ms_batch1"][task]) == {"savedmodel", "tflite"}
+        assert all(r["latency_ms"] > 0 and r["size_mb"] > 0 for r in figures["latency_ms_batch1"][task].values())
+    assert figures["per_frame_ms"]["savedmodel"] == pytest.approx(
+        sum(figures["latency_ms_batch1"][t]["savedmodel"]["latency_ms"] for t in ("policy", "lanes")), abs=0.01)
+    assert all(r["record_steps_per_second"] > 0 and r["bare_steps_per_second"] > 0 for r in figures["simulator"].values())
+
+
+def test_predict_reads_observation_files_and_names_the_action(tiny_runs, tmp_path):
+    home, run = tiny_runs("drive", "policy")
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(np.zeros((5, 5)).tolist()))
+    np.save(tmp_path / "two.npy", np.zeros((2, 5, 5), np.float32))
+    result = run_command(["dl-drive", "predict", run, one, tmp_path / "two.npy", "--json"], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 3 and all(r["action"] in simulator.ACTIONS for r in rows)
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    line = error_line(run_command(["dl-drive", "predict", run, tmp_path / "bad.json"], home))
+    assert "expected an observation of shape [5, 5]" in line

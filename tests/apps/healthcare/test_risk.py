@@ -151,7 +151,7 @@ def test_savedmodel_takes_a_column_per_input_nan_and_unseen_categories(risk_run)
 
 
 def test_predict_and_explain_records_from_csv(risk_run, tmp_path, capsys):
-    from shared.cli import _load_run
+    from shared.cli import load_run
     from apps.healthcare.tasks import TASKS
     from apps.healthcare.risk import explain_risk
     from shared.training.engine import load_model
@@ -165,7 +165,7 @@ def test_predict_and_explain_records_from_csv(risk_run, tmp_path, capsys):
     assert [r["input"] for r in rows] == [f"{path}:{i}" for i in (2, 3, 4)]
     assert all(0 < r["probability"] < 1 and r["uncertainty"] > 0 and isinstance(r["flagged"], bool) for r in rows)
 
-    run_dir, task, cfg, info = _load_run("health", TASKS, str(run))
+    run_dir, task, cfg, info = load_run("health", TASKS, str(run))
     args = argparse.Namespace(inputs=[str(path)], method=None, layer=None, json=True)
     explain_risk(run_dir, load_model(run_dir), info, args)
     explained = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
