@@ -60,3 +60,45 @@ def test_registry_unknown_name_lists_known():
     assert reg.names() == ["a", "b"]
     with pytest.raises(UserError, match="unknown thing 'c'; expected one of: a, b"):
         reg.get("c")
+
+
+class _RoundsTrainer:
+    """Records what the engine asks of it; `history` is what a resumed run read back."""
+
+    def __init__(self, history, epochs):
+        self.history, self.epochs, self.calls, self.model, self.data = list(history), epochs, [], "model", "data0"
+
+    def use_data(self, data):
+        self.data = data
+
+    def fit(self, on_epoch_end=None, until=None, round=0):
+        until = self.epochs if until is None else until
+        start = len(self.history)
+        self.calls.append(("fit", round, start, until, self.data))
+        self.history += [{"epoch": e + 1, **({"round": round} if round else {})} for e in range(start, until)]
+        return self.history
+
+
+@pytest.mark.parametrize("done, expected", [
+    # a fresh run: round 0, then each round grows the data and trains cfg.epochs more
+    ([], [("fit", 0, 0, 2, "data0"), ("grow", 1), ("fit", 1, 2, 4, "data1"), ("grow", 2), ("fit", 2, 4, 6, "data2")]),
+    # killed in round 1 after epoch 3: round 1's data is reloaded and training continues there
+    ([{}, {}, {"round": 1}], [("grow", 1), ("fit", 1, 3, 4, "data1"), ("grow", 2), ("fit", 2, 4, 6, "data2")]),
+])
+def test_dagger_rounds_train_in_turn_and_resume_inside_a_round(done, expected, tmp_path):
+    from types import SimpleNamespace
+
+    from shared.training.engine import _fit_rounds
+
+    trainer = _RoundsTrainer([{"epoch": i + 1, **r} for i, r in enumerate(done)], epochs=2)
+
+    def grow(model, data, round, directory, cfg):
+        trainer.calls.append(("grow", round))
+        return f"data{round}"
+
+    task = SimpleNamespace(grow=grow)
+    cfg = SimpleNamespace(epochs=2, dagger_rounds=2)
+    run = SimpleNamespace(write_history=None, file=lambda *p: str(tmp_path.joinpath(*p)))
+    history = _fit_rounds(trainer, task, cfg, run, chief=True)
+    assert trainer.calls == expected
+    assert [r.get("round", 0) for r in history] == [0, 0, 1, 1, 2, 2]
