@@ -8,7 +8,9 @@ simulator's state (never hand-labelled):
 - per view (`bev`: highway-env's bird's-eye renderer; `front`: the dash-cam of `views.py`):
   `image` (PNG), `boxes` float32 [M,4] (ymin, xmin, ymax, xmax pixels), `vehicle_ids`,
   `lane_mask` (PNG, 1 on lane markings); the front view also `lanes` float32 [L,R] (each lane
-  line's column at the `lane_rows`, -1 where unseen; TuSimple-style).
+  line's column at the `lane_rows`, -1 where unseen; TuSimple-style). Each episode's front
+  frames have their own randomised look (`views.appearance`: light, asphalt, worn paint,
+  noise), seeded by the episode's seed; the ground truth is the geometry's.
 
 Episodes run in parallel worker processes (one per core by default); a shard holds one
 episode, written atomically; `manifest.json` (written last) lists them with the expert's
@@ -27,7 +29,8 @@ from apps.driving import simulator
 from shared.errors import UserError
 
 MANIFEST = "manifest.json"
-VERSION = 1
+VERSION = 2  # 2: front frames restyled per episode (views.appearance)
+APPEARANCE_SEED = 7_919
 
 
 def _png(array):
@@ -52,6 +55,7 @@ def record_episode(seed, views=True):
     from apps.driving import views as views_lib
 
     env = simulator.make_env(render=views, config=views_lib.BEV_CONFIG if views else None)
+    style = views_lib.appearance(np.random.default_rng([APPEARANCE_SEED, seed]))  # the episode's look
     steps = []
 
     def keep(env, observation, action):
@@ -59,7 +63,7 @@ def record_episode(seed, views=True):
                 "ego": simulator.ego_state(env), "others": simulator.other_states(env)}
         if views:
             step.update(_view_fields("bev", views_lib.bird_eye(env)))
-            step.update(_view_fields("front", views_lib.front_camera(env)))
+            step.update(_view_fields("front", views_lib.front_camera(env, style=style, step=len(steps))))
         steps.append(step)
 
     episode = simulator.drive_episode(env, simulator.expert, seed, on_step=keep)
@@ -145,6 +149,7 @@ def describe_views():
     bev = views_lib.BEV_CONFIG
     return {"bev": {"shape": [bev["screen_height"], bev["screen_width"], 3], "config": bev},
             "front": {"shape": [96, 192, 3], "camera": views_lib.FRONT_CAMERA,
+                      "appearance": "per episode: light, asphalt tone and grain, paint wear, sensor noise",
                       "lane_rows": [int(r) for r in views_lib.LANE_ROWS]}}
 
 

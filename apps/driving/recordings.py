@@ -21,7 +21,7 @@ def recording(data, episodes, seed):
         raise UserError(f"--data: expected record or record:DIR (a `dl-drive record` output); got '{data}'")
     if arg:
         return arg, record_lib.read_manifest(arg)
-    directory = data_cache("driving", f"highway-fast-{episodes}ep-seed{seed}")
+    directory = data_cache("driving", f"highway-fast-v{record_lib.VERSION}-{episodes}ep-seed{seed}")
     if not os.path.exists(os.path.join(directory, record_lib.MANIFEST)):
         print(f"Recording {episodes} expert episodes once into {directory} …", file=sys.stderr, flush=True)
         record_lib.record(directory, episodes, seed, progress=progress_bar(episodes))

@@ -357,7 +357,31 @@ def _draw_vehicle(corners, colors, vid, cam, image, zbuf, idbuf, near):
     return region
 
 
-def front_camera(env, height=96, width=192):
+def appearance(rng):
+    """A random look for one episode's front frames (domain randomisation): light level,
+    asphalt tone and grain, paint wear (markings fade toward the asphalt) and sensor noise.
+    The ground truth does not change: a faded marking is still a marking."""
+    return {"light": float(rng.uniform(0.55, 1.25)), "asphalt": float(rng.uniform(-25, 25)),
+            "grain": float(rng.uniform(2, 10)), "paint": float(rng.uniform(0.3, 1.0)),
+            "noise": float(rng.uniform(0, 8)), "seed": int(rng.integers(2**31))}
+
+
+def _restyle(image, ground, vehicles, first, style, step):
+    """`image` under `style` (see `appearance`); `ground` [H-first, W] is 0 off-road, 1 asphalt,
+    2 marking; `vehicles` [H, W] marks vehicle pixels. Step `step` draws its own noise."""
+    rng = np.random.default_rng([style["seed"], step])
+    img = image.astype(np.float32)
+    below = img[first:]
+    free = ~vehicles[first:]
+    road, paint = (ground == 1) & free, (ground == 2) & free
+    asphalt = np.float32(ASPHALT[0] + style["asphalt"])
+    below[paint] = asphalt + style["paint"] * (below[paint] - asphalt)
+    below[road | paint] += style["asphalt"] + rng.normal(0, style["grain"], ((road | paint).sum(), 1))
+    img = img * style["light"] + rng.normal(0, style["noise"], img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def front_camera(env, height=96, width=192, style=None, step=0):
     """A dash-cam view from the ego (`FRONT_CAMERA`) with exact ground truth.
 
     Returns {"image": uint8 [H, W, 3], "boxes": float32 [M, 4] (ymin, xmin, ymax, xmax px, tight
@@ -367,6 +391,7 @@ def front_camera(env, height=96, width=192):
     in continuous px, where each of the L lane boundary lines of the ego's road segment, left to
     right, crosses the centre of row `lane_rows(H, W)[r]` — dash gaps included — or -1 where
     that point is off the road segment, outside the image or hidden by a vehicle)}.
+    With `style` (`appearance(rng)`), the image is restyled for step `step`; the truth is not.
     """
     sim = _unwrapped(env)
     cam = _camera_rays(_camera_key(height, width))
@@ -449,6 +474,8 @@ def front_camera(env, height=96, width=192):
     lane_mask = np.zeros((height, width), np.uint8)
     lane_mask[first:] = marking
     lane_mask[idbuf >= 0] = 0
+    if style is not None:
+        image = _restyle(image, classes, idbuf >= 0, first, style, step)
 
     # lanes: each boundary line crosses row i where its forward distance equals along[i]
     rows = cam["lane_rows"]

@@ -194,3 +194,15 @@ def test_views_are_deterministic_and_fast(env):
     ms = 1000 * float(np.median(times))
     print(f"front_camera: {ms:.2f} ms/frame ({len(a['vehicle_ids'])} vehicles)")
     assert ms <= 50
+
+
+def test_an_episode_appearance_restyles_pixels_but_not_the_truth(env):
+    env.reset(seed=1)
+    clean = views.front_camera(env)
+    style = views.appearance(np.random.default_rng(0))
+    a, b = views.front_camera(env, style=style, step=3), views.front_camera(env, style=style, step=3)
+    assert np.array_equal(a["image"], b["image"])  # deterministic for (style, step)
+    assert not np.array_equal(a["image"], views.front_camera(env, style=style, step=4)["image"])  # fresh noise
+    assert np.abs(a["image"].astype(int) - clean["image"]).mean() > 3
+    for key in ("boxes", "vehicle_ids", "lane_mask", "lanes"):
+        assert np.array_equal(a[key], clean[key]), key
