@@ -12,6 +12,7 @@ the whole task: model, loss, pycocotools / IoU reports, serving graph, parity an
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from shared import architectures
@@ -83,6 +84,19 @@ def segmentation_task(config, data, description, report=segmentation_report):
         render=render_mask,
         description=description,
     )
+
+
+def pad_objects(images, boxes, classes, image_shape):
+    """Stacks variable-length objects into padded arrays {"images", "boxes" (0-padded),
+    "classes" (-1-padded)}, the input of `detection_dataset`; `image_shape` shapes an empty stack."""
+    width = max([1] + [len(c) for c in classes])
+    padded_boxes = np.zeros((len(images), width, 4), np.float32)
+    padded_classes = np.full((len(images), width), -1, np.int32)
+    for i, (b, c) in enumerate(zip(boxes, classes)):
+        padded_boxes[i, :len(c)] = b
+        padded_classes[i, :len(c)] = c
+    stacked = np.stack(images) if len(images) else np.zeros((0, *image_shape), np.uint8)
+    return {"images": stacked, "boxes": padded_boxes, "classes": padded_classes}
 
 
 def detection_dataset(arrays):

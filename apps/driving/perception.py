@@ -11,7 +11,7 @@ import numpy as np
 from apps.driving.recordings import episode_split, load_steps, recording, step_dataset
 from shared.data.augment import augmenter
 from shared.errors import UserError
-from shared.image_tasks import detection_dataset, segmentation_dataset
+from shared.image_tasks import detection_dataset, pad_objects, segmentation_dataset
 from shared.tasks import Data, DataInfo
 
 VIEWS = ("front", "bev")
@@ -56,12 +56,8 @@ def _boxes(directory, manifest, episodes, view):
     for step in step_dataset(directory, manifest, episodes, [f"{view}/image", f"{view}/boxes"]):
         images.append(step[f"{view}/image"].numpy())
         boxes.append(step[f"{view}/boxes"].numpy())
-    width = max([1] + [len(b) for b in boxes])
-    padded = np.zeros((len(boxes), width, 4), np.float32)
-    classes = np.full((len(boxes), width), -1, np.int32)
-    for i, b in enumerate(boxes):
-        padded[i, :len(b)], classes[i, :len(b)] = b, 0
-    return {"images": np.stack(images), "boxes": padded, "classes": classes}
+    classes = [np.zeros(len(b), np.int32) for b in boxes]  # one class: vehicle
+    return pad_objects(images, boxes, classes, manifest["views"][view]["shape"])
 
 
 def build_lanes_data(cfg):

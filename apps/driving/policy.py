@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from apps.driving import simulator
-from apps.driving.recordings import episode_split, load_steps
+from apps.driving.recordings import episode_split, load_steps, recording
 from shared.tasks import Data, DataInfo
 from shared.training.config import layer_widths
 
@@ -29,7 +29,7 @@ def _dataset(observations, actions):
 
 def build_policy_data(cfg):
     """(observation float32 [5,5], expert action int32) from the recording, split by episode."""
-    directory, manifest = cfg_recording(cfg)
+    directory, manifest = recording(cfg.data, cfg.episodes, cfg.record_seed)
     splits = [load_steps(directory, manifest, episodes, ("observation", "action"))
               for episodes in episode_split(manifest, cfg.validation_split, cfg.seed)]
     if cfg.max_train_examples:
@@ -40,12 +40,6 @@ def build_policy_data(cfg):
                     source=f"{manifest['episodes']} expert episodes of {manifest['env']} ({directory})",
                     extra={"train_arrays": arrays[0], "eval_episodes": cfg.eval_episodes})
     return Data(*(_dataset(*a) for a in arrays), info)
-
-
-def cfg_recording(cfg):
-    from apps.driving.recordings import recording
-
-    return recording(cfg.data, cfg.episodes, cfg.record_seed)
 
 
 def build_policy(cfg, info):

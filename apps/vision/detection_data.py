@@ -24,7 +24,7 @@ from shared.data.augment import augmenter
 from shared.data.images import IMAGE_EXTENSIONS, to_shape
 from shared.data.tfds import prepared_builder
 from shared.errors import UserError
-from shared.image_tasks import detection_dataset, segmentation_dataset
+from shared.image_tasks import detection_dataset, pad_objects, segmentation_dataset
 from shared.tasks import Data, DataInfo
 
 PET_TRIMAP_DATASETS = {"oxford_iiit_pet"}  # TFDS segmentation_mask 1=pet, 2=background, 3=border
@@ -182,7 +182,7 @@ def _tfds_detection(name, cfg):
             images.append(to_shape(example["image"], (size, size, 3)).numpy())
             boxes.append(np.asarray(objects["bbox"], np.float32).reshape(-1, 4)[keep] * size)
             classes.append(np.asarray(objects["label"], np.int32).reshape(-1)[keep])
-        return _pad_objects(images, boxes, classes, size)
+        return pad_objects(images, boxes, classes, (size, size, 3))
 
     names = tuple(features["objects"]["label"].names)
     source = f"TFDS {name} ({cfg.data_dir or 'default data_dir'})"
@@ -254,22 +254,10 @@ def _coco_detection(annotations, cfg):
         images.append(image)
         boxes.append(np.clip(yxyx, 0, size))
         classes.append(np.asarray([contiguous[a["category_id"]] for a in anns], np.int32))
-    arrays = _pad_objects(images, boxes, classes, size)
+    arrays = pad_objects(images, boxes, classes, (size, size, 3))
     names = tuple(str(c.get("name", c["id"])) for c in categories)
     return _split_three(arrays, cfg.seed, f"--data coco:{annotations}"), names, \
         f"COCO {os.path.abspath(annotations)} (images {os.path.abspath(images_dir)})"
-
-
-def _pad_objects(images, boxes, classes, size):
-    """Stacks variable-length objects into padded arrays (boxes 0, classes -1)."""
-    width = max([1] + [len(c) for c in classes])
-    padded_boxes = np.zeros((len(images), width, 4), np.float32)
-    padded_classes = np.full((len(images), width), -1, np.int32)
-    for i, (b, c) in enumerate(zip(boxes, classes)):
-        padded_boxes[i, :len(c)] = b
-        padded_classes[i, :len(c)] = c
-    stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return {"images": stacked, "boxes": padded_boxes, "classes": padded_classes}
 
 
 # ----------------------------------------------------------------------------- image/mask folders
