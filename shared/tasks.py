@@ -52,7 +52,8 @@ class Task:
     metrics: (model, dataset, info, plots_dir) -> (dict of final metrics, list of plot paths)
     decode:  (serving outputs: dict of numpy arrays, info) -> list of JSON-able predictions
     load_input: (path, info) -> one raw model input (raises UserError on a bad file)
-    monitor: the validation metric early stopping and best-checkpointing watch
+    monitor: the validation metric early stopping and best-checkpointing watch ("": none,
+             the last epoch's weights are kept, e.g. a GAN's)
 
     Optional, with defaults that fit classification:
     batch:   (dataset, batch_size, drop_remainder) -> batched dataset (e.g. `padded_batch`),
@@ -76,6 +77,8 @@ class Task:
              small JSON values `predict` needs into `info.extra["saved"]`.
     explain: (run, model, info, args) -> None: the task's own `explain` command (attributions
              for tabular records); default: Grad-CAM / integrated gradients for images, text.
+    epoch_plots: (model, info, plots_dir, epoch) -> [PNG paths] written after every epoch and
+             logged to TensorBoard (a generator's samples as it trains)
     grow:    (model, data, round, directory, cfg) -> Data: data aggregation (DAgger): after each
              round of `cfg.epochs` the model acts, an expert labels what it met, and the next
              round trains on the union; `cfg.dagger_rounds` rounds. It caches a round's data in
@@ -101,6 +104,7 @@ class Task:
     calibrate: Callable | None = None
     explain: Callable | None = None
     grow: Callable | None = None
+    epoch_plots: Callable | None = None
 
     def serving_model(self, model, info, raw=True):
         """The model users call: the task's serving graph, or the trained model's one output
@@ -116,6 +120,19 @@ class Task:
             return as_serving_model(model)  # input named `images`
         model = end_to_end(model, info) if raw else model
         return as_serving_model(model, model.inputs[0].name)  # `text` / `token_ids`
+
+
+def classifier_task(**fields):
+    """A Task with one class per input: per-example cross-entropy, the accuracy step metric,
+    top-k decoding of `probabilities` and `val_accuracy` to monitor; `fields` add or override."""
+    import keras
+
+    from shared.evaluation.classification import accuracy_per_example, decode_probabilities
+
+    defaults = dict(loss=lambda cfg, info: keras.losses.SparseCategoricalCrossentropy(reduction=None),
+                    step_metrics={"accuracy": accuracy_per_example}, decode=decode_probabilities,
+                    monitor="val_accuracy")
+    return Task(**{**defaults, **fields})
 
 
 def end_to_end(model, info):

@@ -64,6 +64,8 @@ def tiny_runs(tmp_path_factory):
 # them. `make test` schedules test files whole (`--dist loadfile`); these run with theirs.
 SAME_WORKER = {
     "test_cli.py": "apps/vision/test_end_to_end.py",
+    "apps/vision/test_video.py": "apps/vision/test_end_to_end.py",
+    "apps/vision/test_synthesize.py": "apps/vision/test_end_to_end.py",
     "apps/nlp/test_pretrain.py": "apps/nlp/test_end_to_end.py",
     "apps/speech/test_kws.py": "apps/speech/test_end_to_end.py",
     "apps/speech/test_asr.py": "apps/speech/test_end_to_end.py",

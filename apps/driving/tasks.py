@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from shared.errors import UserError
 from shared.image_tasks import DetectorFields, SegmenterFields, detection_task, segmentation_task
-from shared.tasks import Task, task_registry
+from shared.tasks import classifier_task, task_registry
 from shared.training.config import TrainConfig, layer_widths
 
 TASKS = task_registry("drive")
@@ -54,21 +54,16 @@ class PolicyConfig(RecordingConfig):
 @TASKS.register("policy")
 def policy():
     from apps.driving import policy as p
-    from shared.evaluation.classification import accuracy_per_example
     from shared.export.parity import value_parity
-    import keras
 
-    return Task(
+    return classifier_task(
         config=PolicyConfig,
         data=p.build_policy_data,
         model=p.build_policy,
-        loss=lambda cfg, info: keras.losses.SparseCategoricalCrossentropy(reduction=None),
-        step_metrics={"accuracy": accuracy_per_example},
         metrics=lambda model, ds, info, plots: p.policy_report(model, ds, info, plots,
                                                                info.extra.get("eval_episodes", 0)),
         decode=p.decode_actions,
         load_input=p.load_observation,
-        monitor="val_accuracy",
         serving=p.policy_serving,
         parity=value_parity,
         grow=p.grow_policy_data,

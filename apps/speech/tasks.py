@@ -13,8 +13,7 @@ from apps.speech.recognition import (asr_loss, asr_parity, asr_report, asr_servi
 from shared import architectures
 from shared.data.audio import read_wav
 from shared.errors import UserError
-from shared.evaluation.classification import accuracy_per_example, decode_probabilities
-from shared.tasks import Task, task_registry
+from shared.tasks import Task, classifier_task, task_registry
 from shared.training.config import TrainConfig
 
 TASKS = task_registry("speech")
@@ -122,16 +121,12 @@ def asr():
 
 @TASKS.register("kws")
 def kws():
-    return Task(
+    return classifier_task(
         config=KwsConfig,
         data=build_kws_data,
         model=build_kws_model,
-        loss=lambda cfg, info: keras.losses.SparseCategoricalCrossentropy(reduction=None),
-        step_metrics={"accuracy": accuracy_per_example},
         metrics=kws_report,
-        decode=decode_probabilities,
         load_input=load_clip,
         serving=kws_serving,
-        monitor="val_accuracy",
         description="keyword spotting: 10 words + unknown + silence in 1 s clips (synth corpus, Speech Commands)",
     )

@@ -1,10 +1,29 @@
-"""`dl-vision`: the vision app's command line (the shared CLI over this app's tasks)."""
+"""`dl-vision`: the vision app's command line (the shared CLI over this app's tasks), plus
+`generate` (images from a synthesize run)."""
 
-from shared.cli import app_main
+from shared.cli import AppCommand, app_main
+
+
+def _generate_arguments(parser):
+    parser.add_argument("--label", default=None,
+                        help="a class name (e.g. Sneaker) or index; default: every class in turn")
+    parser.add_argument("--count", type=int, default=64, help="how many images (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    parser.add_argument("--out", required=True, help="the grid PNG to write")
+
+
+def _generate(run, task, cfg, info, args):
+    from apps.vision.synthesis import generate_command
+
+    generate_command(run, task, info, args)
+
+
+COMMANDS = (AppCommand("generate", "images of a label from a synthesize run, as a grid PNG",
+                       _generate_arguments, _generate),)
 
 
 def main(argv=None):
-    return app_main("vision", "apps.vision.tasks", argv)
+    return app_main("vision", "apps.vision.tasks", argv, commands=COMMANDS)
 
 
 if __name__ == "__main__":

@@ -13,3 +13,14 @@ def build_classifier(cfg, info):
     inputs, x = scaled_images(info, cfg.model_size)
     backbone = architectures.build(cfg.model, input_shape=tuple(x.shape[1:]), num_classes=len(info.class_names))
     return keras.Model(inputs, backbone(x), name=f"classify_{cfg.model}")
+
+
+def build_video_classifier(cfg, info):
+    """uint8 clips `video` [T, H, W, 3] -> Rescaling(1/255) -> `cfg.model` (a registered video
+    variant: video_cnn_lstm, video_conv_lstm, video_r2plus1d) with `cfg.filters` -> softmax."""
+    inputs = keras.Input(shape=info.input_shape, dtype="uint8", name="video")
+    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    filters = tuple(int(f) for f in str(cfg.filters).split(",") if f.strip())
+    backbone = architectures.build(cfg.model, input_shape=tuple(info.input_shape), num_classes=len(info.class_names),
+                                   filters=filters, stride=cfg.stride, dropout=cfg.dropout)
+    return keras.Model(inputs, backbone(x), name=f"video_{cfg.model}")

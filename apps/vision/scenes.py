@@ -42,7 +42,7 @@ _KEYS = ("images", "boxes", "classes", "masks")
 
 
 @functools.lru_cache(maxsize=1)
-def _backgrounds(max_side=512, levels=3):
+def backgrounds(max_side=512, levels=3):
     """The background photographs as pyramids of RGB PIL images (level k is 1/2**k the size;
     level 0 has its longer side at most `max_side`)."""
     import skimage.data
@@ -63,7 +63,7 @@ def _backgrounds(max_side=512, levels=3):
     return pyramids
 
 
-def _background(rng, pyramids, size):
+def background_crop(rng, pyramids, size):
     """A random square crop (25-100% of the shorter side) of a random photo, as uint8 [size,size,3].
 
     The crop is resized from the smallest pyramid level still at least `size` pixels across (fast)."""
@@ -114,7 +114,7 @@ def _place(rng, pasted, instances, areas, visible, size):
 
 def _scene(rng, pyramids, items, labels, size, min_items, max_items, record):
     """One scene: (image uint8, boxes, classes, mask, per-item records)."""
-    image = _background(rng, pyramids, size)
+    image = background_crop(rng, pyramids, size)
     mask = np.zeros((size, size), np.uint8)
     instances = np.zeros((size, size), np.int16)
     count = int(rng.integers(min_items, max_items + 1))
@@ -148,7 +148,7 @@ def _scene(rng, pyramids, items, labels, size, min_items, max_items, record):
 
 
 @functools.lru_cache(maxsize=2)
-def _fashion_items(split):
+def fashion_items(split):
     """(uint8 [N, 28, 28], int32 [N]) Fashion-MNIST items of the train or test split."""
     from apps.vision.data import load_fashion_mnist
 
@@ -183,8 +183,8 @@ def make_scenes(split, count, seed, size=SCENE_SIZE, min_items=1, max_items=5, r
     "tint", "source_index"} in paste order.
     """
     _check_args(split, count, seed, size, min_items, max_items)
-    items, labels = _fashion_items(split)
-    pyramids = _backgrounds()
+    items, labels = fashion_items(split)
+    pyramids = backgrounds()
     streams = np.random.SeedSequence([int(seed), _SPLITS[split]]).spawn(count)
     out = {"images": np.empty((count, size, size, 3), np.uint8),
            "boxes": np.empty((count, max_items, 4), np.float32),
@@ -214,17 +214,18 @@ def load_scenes(split, count, seed, size=SCENE_SIZE, min_items=1, max_items=5):
     path = scenes_cache_path(split, count, seed, size, min_items, max_items)
     if not os.path.isdir(path):
         scenes = make_scenes(split, count, seed, size, min_items, max_items)
-        _write_atomically(path, scenes)
+        write_arrays(path, {key: scenes[key] for key in _KEYS})
     return {key: np.load(os.path.join(path, f"{key}.npy"), mmap_mode="r") for key in _KEYS}
 
 
-def _write_atomically(path, arrays):
-    """Writes the arrays into a temporary directory, then renames it to `path`."""
+def write_arrays(path, arrays):
+    """Writes {name: array} as `name.npy` files into a temporary directory, then renames it to
+    `path` (a cache entry is whole or absent)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    for key in _KEYS:
-        np.save(os.path.join(tmp, f"{key}.npy"), arrays[key])
+    for key, array in arrays.items():
+        np.save(os.path.join(tmp, f"{key}.npy"), array)
     try:
         os.replace(tmp, path)
     except OSError:  # another process finished first: keep its copy

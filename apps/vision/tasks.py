@@ -2,16 +2,14 @@
 
 from dataclasses import dataclass
 
-import keras
-
-from apps.vision.data import build_classify_data
+from apps.vision.data import build_classify_data, build_video_data
 from apps.vision.detection_data import build_detect_data, build_segment_data
-from apps.vision.models import build_classifier
+from apps.vision.models import build_classifier, build_video_classifier
 from shared.data.images import load_image_file
-from shared.evaluation.classification import (accuracy_per_example, classification_report, decode_probabilities,
-                                               render_label)
+from shared.data.video import read_video
+from shared.evaluation.classification import classification_report, render_label
 from shared.image_tasks import DetectorFields, SegmenterFields, detection_task, segmentation_task
-from shared.tasks import Task, task_registry
+from shared.tasks import classifier_task, task_registry
 from shared.training.config import TrainConfig
 
 TASKS = task_registry("vision")
@@ -31,6 +29,8 @@ class ClassifyConfig(TrainConfig):
     augment: str = "flip"
     num_scenes: int = 20000  # --data scenes1 only
     num_test_scenes: int = 2000  # --data scenes1 only
+    synthetic_from: str = ""  # a synthesize run: its generated images join the training split
+    synthetic_ratio: float = 1.0  # with --synthetic-from: generated images per real training image
     epochs: int = 10
     batch_size: int = 128
     lr_schedule: str = "cosine"
@@ -57,18 +57,55 @@ def classify_report(model, ds, info, plots_dir):
 
 @TASKS.register("classify")
 def classify():
-    return Task(
+    return classifier_task(
         config=ClassifyConfig,
         data=build_classify_data,
         model=build_classifier,
-        loss=lambda cfg, info: keras.losses.SparseCategoricalCrossentropy(reduction=None),
-        step_metrics={"accuracy": accuracy_per_example},
         metrics=classify_report,
-        decode=decode_probabilities,
         load_input=lambda path, info: load_image_file(path, info.input_shape),
-        monitor="val_accuracy",
         render=render_label,
         description="image classification (Fashion-MNIST, TFDS, image folders)",
+    )
+
+
+@dataclass
+class VideoConfig(TrainConfig):
+    """Video recognition on 16-frame 64x64 clips. `--data motion | tfds:ucf101 | folder:PATH`
+    (one subfolder per class of video files or frame folders)."""
+
+    data: str = "motion"
+    data_dir: str = ""
+    download: bool = False
+    model: str = "video_r2plus1d"  # or video_cnn_lstm, video_conv_lstm
+    filters: str = "16,32"
+    stride: int = 2  # of the first convolution: a quarter of the cost
+    dropout: float = 0.0
+    num_clips: int = 8000  # --data motion: train + validation clips
+    num_test_clips: int = 1000  # --data motion
+    epochs: int = 10
+    batch_size: int = 32
+    lr_schedule: str = "cosine"
+    learning_rate: float = 2e-3
+    early_stopping_patience: int = 3
+
+    @classmethod
+    def tiny(cls):
+        return cls(epochs=2, batch_size=16, num_clips=160, num_test_clips=32, filters="8",
+                   steps_per_execution=4, export="", early_stopping_patience=0)
+
+
+@TASKS.register("video")
+def video():
+    from shared.export.savedmodel import as_serving_model
+
+    return classifier_task(
+        config=VideoConfig,
+        data=build_video_data,
+        model=build_video_classifier,
+        metrics=classification_report,
+        load_input=lambda path, info: read_video(path, info.input_shape[0], info.input_shape[1]),
+        serving=lambda model, info: as_serving_model(model, input_name="video"),
+        description="video recognition (motion clips, UCF101 via TFDS, video folders)",
     )
 
 
@@ -126,3 +163,10 @@ class DetectConfig(SceneConfig, DetectorFields):
 @TASKS.register("detect")
 def detect():
     return detection_task(DetectConfig, build_detect_data, "object detection (scenes, VOC/COCO via TFDS, COCO json)")
+
+
+@TASKS.register("synthesize")
+def synthesize():
+    from apps.vision.synthesis import synthesize_task
+
+    return synthesize_task()

@@ -1,5 +1,11 @@
 """Video clip classifiers over `(frames, H, W, C)` inputs: a per-frame CNN + LSTM, a
-ConvLSTM stack, or (2+1)D factorised convolutions (Tran et al. 2018, R(2+1)D)."""
+ConvLSTM stack, or (2+1)D factorised convolutions (Tran et al. 2018, R(2+1)D).
+
+Per-frame layers (convs, spatial pooling) run on the frames folded into the batch
+(`FramesAsBatch` / `BatchAsFrames`, two reshapes) rather than through `TimeDistributed`,
+which Keras 3 unrolls into one call per frame, and the recurrent layers unroll when the
+clip length is static: the graphs convert to TFLite builtins (no MaxPool3D, no TensorList).
+"""
 
 import keras
 
@@ -9,12 +15,43 @@ from shared.architectures.cnn import apply_classifier_head, check_activation, ch
 KINDS = ("cnn_lstm", "conv_lstm", "r2plus1d")
 
 
-def apply_r2plus1d_block(x, filters, kernel_size=3, temporal_kernel=3, name="block"):
-    """Spatial Conv3D (1, k, k) → BN → ReLU, then temporal Conv3D (t, 1, 1) → BN → ReLU.
+@keras.saving.register_keras_serializable(package="dlsuite")
+class FramesAsBatch(keras.layers.Layer):
+    """`(batch, T, ...)` -> `(batch * T, ...)`: per-frame layers then run as one batched call."""
 
-    `(batch, T, H, W, C)` → `(batch, T, H, W, filters)` (same padding)."""
-    x = keras.layers.Conv3D(filters, (1, kernel_size, kernel_size), padding="same", use_bias=False,
-                            name=f"{name}_spatial_conv")(x)
+    def call(self, clips):
+        return keras.ops.reshape(clips, (-1, *clips.shape[2:]))
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+class BatchAsFrames(keras.layers.Layer):
+    """`[(batch * T, ...), clips (batch, T, ...)]` -> `(batch, T, ...)`: undoes `FramesAsBatch`."""
+
+    def call(self, inputs):
+        frames, clips = inputs
+        shape = keras.ops.shape(clips)
+        return keras.ops.reshape(frames, (shape[0], shape[1], *frames.shape[1:]))
+
+    def compute_output_shape(self, input_shape):
+        frames, clips = input_shape
+        return (clips[0], clips[1], *frames[1:])
+
+
+def apply_per_frame(x, layer, name):
+    """`layer` applied to every frame of `x` `(batch, T, ...)`, as one call on the folded frames."""
+    return BatchAsFrames(name=f"{name}_unfold")([layer(FramesAsBatch(name=f"{name}_fold")(x)), x])
+
+
+def apply_r2plus1d_block(x, filters, kernel_size=3, temporal_kernel=3, stride=1, name="block"):
+    """Spatial Conv3D (1, k, k) with spatial `stride` → BN → ReLU, then temporal Conv3D
+    (t, 1, 1) → BN → ReLU.
+
+    `(batch, T, H, W, C)` → `(batch, T, H / stride, W / stride, filters)` (same padding)."""
+    x = keras.layers.Conv3D(filters, (1, kernel_size, kernel_size), strides=(1, stride, stride), padding="same",
+                            use_bias=False, name=f"{name}_spatial_conv")(x)
     x = keras.layers.Activation("relu", name=f"{name}_spatial_relu")(
         keras.layers.BatchNormalization(name=f"{name}_spatial_bn")(x))
     x = keras.layers.Conv3D(filters, (temporal_kernel, 1, 1), padding="same", use_bias=False,
@@ -25,7 +62,7 @@ def apply_r2plus1d_block(x, filters, kernel_size=3, temporal_kernel=3, name="blo
 
 def _variant(kind):
     return dict(input_shape=(8, 64, 64, 3), kind=kind, filters=(16, 32), kernel_size=3,
-                temporal_kernel=3, lstm_units=64, dropout=0.0, num_classes=10,
+                temporal_kernel=3, lstm_units=64, stride=1, dropout=0.0, num_classes=10,
                 head_activation="softmax")
 
 
@@ -44,14 +81,16 @@ class VideoClassifier(keras.Model):
     Args:
         input_shape: `(frames, H, W, C)`; frames may be None for "cnn_lstm" and
             "conv_lstm".
-        kind: "cnn_lstm" — per-frame Conv2D/max-pool stack (TimeDistributed) → global
-            average pool → LSTM(lstm_units); "conv_lstm" — ConvLSTM2D layers
+        kind: "cnn_lstm" — per-frame Conv2D/max-pool stack → global average pool →
+            LSTM(lstm_units); "conv_lstm" — ConvLSTM2D layers
             (spatial 2× max-pool between them) → global average pool; "r2plus1d" —
             (2+1)D conv blocks (spatial 2× max-pool after each) → global average pool.
         filters: filters per conv / ConvLSTM / (2+1)D block.
         kernel_size: spatial kernel size.
         temporal_kernel: temporal kernel size of the (2+1)D blocks.
         lstm_units: LSTM units ("cnn_lstm" only).
+        stride: spatial stride of the first convolution (the first ConvLSTM's input
+            convolution): 2 quarters the cost of every layer after it.
         dropout: dropout before the head.
         num_classes: if set, a float32 `Dense(num_classes, head_activation)` head.
         head_activation: activation of the head.
@@ -68,6 +107,7 @@ class VideoClassifier(keras.Model):
         kernel_size=3,
         temporal_kernel=3,
         lstm_units=64,
+        stride=1,
         dropout=0.0,
         num_classes=None,
         head_activation="softmax",
@@ -81,7 +121,7 @@ class VideoClassifier(keras.Model):
         if not filters or any(not isinstance(f, int) or f < 1 for f in filters):
             raise ValueError(f"`filters` must be positive ints. Received: filters={filters}")
         for arg, value in (("kernel_size", kernel_size), ("temporal_kernel", temporal_kernel),
-                           ("lstm_units", lstm_units)):
+                           ("lstm_units", lstm_units), ("stride", stride)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value}")
         if not 0.0 <= dropout < 1.0:
@@ -92,28 +132,32 @@ class VideoClassifier(keras.Model):
         prefix = "video"
         inputs = keras.Input(shape=tuple(input_shape), name=f"{prefix}_clips")
         x = inputs
+        unroll = input_shape[0] is not None  # static clip length: recurrences unroll (TFLite-friendly)
         if kind == "cnn_lstm":
+            frames = FramesAsBatch(name=f"{prefix}_fold")(x)
             for i, f in enumerate(filters):
-                x = keras.layers.TimeDistributed(
-                    keras.layers.Conv2D(f, kernel_size, padding="same", activation="relu"),
-                    name=f"{prefix}_frame_conv{i + 1}")(x)
-                x = keras.layers.TimeDistributed(keras.layers.MaxPooling2D(2),
-                                                 name=f"{prefix}_frame_pool{i + 1}")(x)
-            x = keras.layers.TimeDistributed(keras.layers.GlobalAveragePooling2D(),
-                                             name=f"{prefix}_frame_gap")(x)
-            x = keras.layers.LSTM(lstm_units, name=f"{prefix}_lstm")(x)
+                frames = keras.layers.Conv2D(f, kernel_size, strides=stride if i == 0 else 1, padding="same",
+                                             activation="relu", name=f"{prefix}_frame_conv{i + 1}")(frames)
+                frames = keras.layers.MaxPooling2D(2, name=f"{prefix}_frame_pool{i + 1}")(frames)
+            frames = keras.layers.GlobalAveragePooling2D(name=f"{prefix}_frame_gap")(frames)
+            x = BatchAsFrames(name=f"{prefix}_unfold")([frames, x])
+            x = keras.layers.LSTM(lstm_units, unroll=unroll, name=f"{prefix}_lstm")(x)
         elif kind == "conv_lstm":
             for i, f in enumerate(filters):
                 last = i == len(filters) - 1
-                x = keras.layers.ConvLSTM2D(f, kernel_size, padding="same", return_sequences=not last,
+                x = keras.layers.ConvLSTM2D(f, kernel_size, strides=stride if i == 0 else 1, padding="same",
+                                            return_sequences=not last, unroll=unroll,
                                             name=f"{prefix}_convlstm{i + 1}")(x)
                 if not last:
-                    x = keras.layers.MaxPooling3D((1, 2, 2), name=f"{prefix}_pool{i + 1}")(x)
+                    x = apply_per_frame(x, keras.layers.MaxPooling2D(2, name=f"{prefix}_pool{i + 1}"),
+                                        name=f"{prefix}_pool{i + 1}")
             x = keras.layers.GlobalAveragePooling2D(name=f"{prefix}_gap")(x)
         else:
             for i, f in enumerate(filters):
-                x = apply_r2plus1d_block(x, f, kernel_size, temporal_kernel, name=f"{prefix}_block{i + 1}")
-                x = keras.layers.MaxPooling3D((1, 2, 2), name=f"{prefix}_pool{i + 1}")(x)
+                x = apply_r2plus1d_block(x, f, kernel_size, temporal_kernel, stride=stride if i == 0 else 1,
+                                         name=f"{prefix}_block{i + 1}")
+                x = apply_per_frame(x, keras.layers.MaxPooling2D(2, name=f"{prefix}_pool{i + 1}"),
+                                    name=f"{prefix}_pool{i + 1}")
             x = keras.layers.GlobalAveragePooling3D(name=f"{prefix}_gap")(x)
         if num_classes is not None:
             x = apply_classifier_head(x, num_classes, head_activation, dropout, name=f"{prefix}_head")
@@ -127,6 +171,7 @@ class VideoClassifier(keras.Model):
         self.kernel_size = kernel_size
         self.temporal_kernel = temporal_kernel
         self.lstm_units = lstm_units
+        self.stride = stride
         self.dropout = dropout
         self.num_classes = num_classes
         self.head_activation = head_activation
@@ -141,6 +186,7 @@ class VideoClassifier(keras.Model):
             "kernel_size": self.kernel_size,
             "temporal_kernel": self.temporal_kernel,
             "lstm_units": self.lstm_units,
+            "stride": self.stride,
             "dropout": self.dropout,
             "num_classes": self.num_classes,
             "head_activation": self.head_activation,

@@ -47,8 +47,11 @@ def classification_metrics(y, probs, class_names, groups=None):
 
 
 def classification_report(model, ds, info, plots_dir):
-    """`classification_metrics` of an image classifier, confusion-matrix and sample-prediction PNGs."""
+    """`classification_metrics` of an image (or video) classifier, confusion-matrix and
+    sample-prediction PNGs (a clip shows as a strip of 4 of its frames)."""
     x, y, probs = predict_dataset(model, ds)
+    if x.ndim == 5:  # [N, T, H, W, C] clips -> [N, H, 4W, C] strips
+        x = np.concatenate(list(np.moveaxis(x[:32, np.linspace(0, x.shape[1] - 1, 4).astype(int)], 1, 0)), axis=2)
     pred = probs.argmax(-1)
     result = classification_metrics(y, probs, info.class_names)
     matrix = np.asarray(result["confusion_matrix"])

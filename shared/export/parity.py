@@ -155,3 +155,27 @@ def value_parity(outputs, reference, fmt, quantize="none"):
         figures[f"{name}_max_rel_diff"] = float(np.abs(out - ref).max(initial=0.0)) / scale
     passed = all(np.isfinite(v) and v <= bound for v in figures.values())
     return {**figures, "tolerance": {"max_rel_diff": bound}, "passed": bool(passed)}
+
+
+# (fmt, quantize) -> (max mean |pixel diff|, max share of pixels off by more than 2 levels) of
+# uint8 images: float artifacts differ only where rounding flips a level.
+IMAGE_TOLERANCES = {
+    ("savedmodel", "none"): (0.01, 0.0),
+    ("tflite", "none"): (0.05, 0.001),
+    ("tflite", "float16"): (0.5, 0.01),
+    ("tflite", "dynamic"): (2.0, 0.1),
+    ("tflite", "int8"): (6.0, 0.3),
+}
+
+
+def image_parity(outputs, reference, fmt, quantize="none"):
+    """uint8 images (`"images"` [N, H, W, C]) by mean |pixel diff| and the share off by > 2 levels."""
+    max_mean, max_off = IMAGE_TOLERANCES[(fmt, quantize)]
+    out, ref = np.asarray(outputs["images"], np.float64), np.asarray(reference["images"], np.float64)
+    if out.shape != ref.shape:
+        return {"passed": False, "tolerance": {}, "error": f"images shape {out.shape} differs from {ref.shape}"}
+    diff = np.abs(out - ref)
+    mean, off = float(diff.mean()), float(np.mean(diff > 2))
+    return {"mean_abs_diff": mean, "share_off_by_more_than_2": off, "max_abs_diff": float(diff.max()),
+            "tolerance": {"mean_abs_diff": max_mean, "share_off_by_more_than_2": max_off},
+            "passed": bool(mean <= max_mean and off <= max_off)}

@@ -28,7 +28,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
     weight_decay: float = 0.0
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD/RMSprop momentum; Adam's and AdamW's beta_1
     precision: str = "float32"
     jit_compile: bool = False
     distribution: str = "auto"

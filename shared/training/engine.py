@@ -44,7 +44,8 @@ def _select_run(app, task_name, config_dict, run_name):
 def load_data(task, cfg):
     """The task's data with `--max-train-examples` applied."""
     data = task.data(cfg)
-    if cfg.max_train_examples and cfg.max_train_examples < data.info.num_train:
+    limited = data.info.extra.get("train_limited")  # the data function applied it (to part of the data)
+    if cfg.max_train_examples and cfg.max_train_examples < data.info.num_train and not limited:
         data.train = data.train.take(cfg.max_train_examples)
         data.info.num_train = cfg.max_train_examples
     return data
@@ -145,7 +146,13 @@ def _fit_rounds(trainer, task, cfg, run, chief):
     """`cfg.epochs` epochs, then, for a task that grows its data (`task.grow`), one more round
     of `cfg.epochs` on the grown data per `cfg.dagger_rounds`. A resumed run reloads the rounds'
     grown data from the run directory and continues in the round it was in."""
-    on_epoch_end = run.write_history if chief else None
+    on_epoch_end = None
+    if chief:
+        def on_epoch_end(history):
+            run.write_history(history)
+            if task.epoch_plots is not None:  # e.g. a GAN's samples, one picture per epoch in TensorBoard
+                plots = task.epoch_plots(trainer.model, trainer.data.info, run.file("plots"), history[-1]["epoch"])
+                trainer.logger.images(plots, history[-1]["epoch"])
     rounds = getattr(cfg, "dagger_rounds", 0) if task.grow else 0
     resumed_round = trainer.history[-1].get("round", 0) if trainer.history else 0
     history = trainer.fit(on_epoch_end=on_epoch_end) if resumed_round == 0 else trainer.history

@@ -28,9 +28,9 @@ def build_optimizer(cfg, steps_per_epoch):
     lr = learning_rate(cfg, steps_per_epoch)
     wd = cfg.weight_decay or None
     if cfg.optimizer == "adam":
-        opt = keras.optimizers.Adam(lr, weight_decay=wd)
+        opt = keras.optimizers.Adam(lr, beta_1=cfg.momentum, weight_decay=wd)
     elif cfg.optimizer == "adamw":
-        opt = keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay or 0.004)
+        opt = keras.optimizers.AdamW(lr, beta_1=cfg.momentum, weight_decay=cfg.weight_decay or 0.004)
     elif cfg.optimizer == "sgd":
         opt = keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=wd)
     elif cfg.optimizer == "rmsprop":

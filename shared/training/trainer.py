@@ -274,6 +274,8 @@ class Trainer:
 
     def _patience_spent(self, mode, round=0):
         values = [r[self.monitor] for r in round_records(self.history, round) if self.monitor in r]
+        if not values:  # nothing monitored: never stop early
+            return False
         if len(values) <= self.cfg.early_stopping_patience:
             return False
         best_index = values.index(mode(values))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from shared import architectures
-from shared.architectures.video import VideoClassifier, apply_r2plus1d_block
+from shared.architectures.video import FramesAsBatch, VideoClassifier, apply_r2plus1d_block
 from tests.shared.architectures.harness import run_builder_test
 
 RNG = np.random.default_rng(0)
@@ -31,7 +31,7 @@ def test_builder_kinds(kind, features):
 
 def test_layer_kinds_and_param_counts():
     lstm = VideoClassifier(**TINY, kind="cnn_lstm")
-    assert any(isinstance(l, keras.layers.TimeDistributed) for l in lstm.layers)
+    assert any(isinstance(l, FramesAsBatch) for l in lstm.layers)  # frames folded into the batch
     # convs 1→3, 3→4 (3x3, bias); LSTM 4→5.
     assert lstm.count_params() == (9 * 1 * 3 + 3) + (9 * 3 * 4 + 4) + 4 * (5 * (4 + 5) + 5)
     conv_lstm = VideoClassifier(**TINY, kind="conv_lstm")
@@ -39,6 +39,15 @@ def test_layer_kinds_and_param_counts():
     r21 = VideoClassifier(**TINY, kind="r2plus1d")
     kernels = [tuple(l.kernel_size) for l in r21.layers if isinstance(l, keras.layers.Conv3D)]
     assert kernels == [(1, 3, 3), (3, 1, 1), (1, 3, 3), (3, 1, 1)]
+
+
+@pytest.mark.parametrize("kind", ["cnn_lstm", "conv_lstm", "r2plus1d"])
+def test_stride_quarters_the_first_feature_map_and_keeps_the_weights(kind):
+    strided = VideoClassifier(**TINY, kind=kind, stride=2)
+    assert strided.count_params() == VideoClassifier(**TINY, kind=kind).count_params()
+    first = next(l for l in strided.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Conv3D,
+                                                                   keras.layers.ConvLSTM2D)))
+    assert tuple(first.strides)[-2:] == (2, 2) and strided(CLIPS).shape == (2, 4 if kind != "cnn_lstm" else 5)
 
 
 def test_r2plus1d_block_keeps_time_and_space():
