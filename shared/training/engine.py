@@ -76,6 +76,8 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         optimizer = build_optimizer(cfg, max(1, data.info.num_train // cfg.batch_size))
         if hasattr(model, "replica_train_step"):
             model.compile(optimizer=optimizer)
+    if cfg.init_from and not resuming:
+        _init_from(model, cfg.init_from, verbose and chief)
     trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
                       loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
                       checkpoint_dir=run.file("checkpoints"), monitor=task.monitor, logger=None,
@@ -142,10 +144,30 @@ def _discard(run):
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _init_from(model, path, verbose):
+    """`--init-from RUN`: copies the run's weights (all but the head) into `model`."""
+    from shared.training.rundir import open_run
+    from shared.training.transfer import transfer_weights
+
+    try:
+        source = load_model(open_run(path))
+    except UserError as e:
+        raise UserError(f"--init-from {path}: {e}") from None
+    try:
+        copied, missed = transfer_weights(model, source)
+    except ValueError as e:
+        raise UserError(f"--init-from {path}: {e}") from None
+    if not copied:
+        raise UserError(f"--init-from {path}: none of its layers matches this model's by name and shape")
+    if verbose:
+        print(f"Initialised {len(copied)} layers from {path}; new: {', '.join(missed)}", flush=True)
+
+
 def _fit_rounds(trainer, task, cfg, run, chief):
-    """`cfg.epochs` epochs, then, for a task that grows its data (`task.grow`), one more round
-    of `cfg.epochs` on the grown data per `cfg.dagger_rounds`. A resumed run reloads the rounds'
-    grown data from the run directory and continues in the round it was in."""
+    """`cfg.epochs` epochs (the first `cfg.freeze_epochs` with all but the head frozen), then,
+    for a task that grows its data (`task.grow`), one more round of `cfg.epochs` on the grown
+    data per `cfg.dagger_rounds`. A resumed run reloads the rounds' grown data from the run
+    directory and continues in the round it was in."""
     on_epoch_end = None
     if chief:
         def on_epoch_end(history):
@@ -153,6 +175,14 @@ def _fit_rounds(trainer, task, cfg, run, chief):
             if task.epoch_plots is not None:  # e.g. a GAN's samples, one picture per epoch in TensorBoard
                 plots = task.epoch_plots(trainer.model, trainer.data.info, run.file("plots"), history[-1]["epoch"])
                 trainer.logger.images(plots, history[-1]["epoch"])
+    if cfg.freeze_epochs and int(trainer.epoch.numpy()) < cfg.freeze_epochs:  # transfer: the head alone first
+        from shared.training.transfer import set_backbone_frozen
+
+        set_backbone_frozen(trainer.model, True)
+        trainer.retrace()
+        trainer.fit(on_epoch_end=on_epoch_end, until=cfg.freeze_epochs)
+        set_backbone_frozen(trainer.model, False)
+        trainer.retrace()
     rounds = getattr(cfg, "dagger_rounds", 0) if task.grow else 0
     resumed_round = trainer.history[-1].get("round", 0) if trainer.history else 0
     history = trainer.fit(on_epoch_end=on_epoch_end) if resumed_round == 0 else trainer.history

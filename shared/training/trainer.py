@@ -71,6 +71,11 @@ class Trainer:
         self.best = tf.train.CheckpointManager(ckpt, os.path.join(where, "best"), max_to_keep=1)
         self._ckpt = ckpt
         self.checkpoint_dir = checkpoint_dir
+        self.retrace()
+
+    def retrace(self):
+        """New step functions: after layers are frozen or unfrozen (the traced ones captured
+        the trainable variables of their time)."""
         self._train_fn = self._make_loop(self._replica_train_step)
         self._eval_fn = self._make_loop(self._replica_test_step)
 
