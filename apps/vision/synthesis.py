@@ -17,20 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from apps.vision.data import ImageDataFields
 from shared.errors import UserError
 from shared.tasks import Data, DataInfo, Task
 from shared.training.config import TrainConfig
 
 
 @dataclass
-class SynthesizeConfig(TrainConfig):
-    """Class-conditional DCGAN. `--data fashion_mnist | tfds:NAME | folder:PATH` (28x28 grey)."""
+class SynthesizeConfig(TrainConfig, ImageDataFields):
+    """Class-conditional DCGAN. `--data fashion_mnist | mnist | tfds:NAME | folder:PATH` (28x28 grey)."""
 
-    data: str = "fashion_mnist"
-    data_dir: str = ""
-    download: bool = False
-    image_size: int = 28
-    channels: int = 1
     latent_dim: int = 64
     base_filters: int = 64
     judge: str = ""  # a classify run on the same classes (default: the newest one in saved_models/)

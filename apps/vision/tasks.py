@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from apps.vision.data import build_classify_data, build_video_data
+from apps.vision.data import ImageDataFields, build_classify_data, build_video_data
 from apps.vision.detection_data import build_detect_data, build_segment_data
 from apps.vision.models import build_classifier, build_video_classifier
 from shared.data.images import load_image_file
@@ -16,14 +16,9 @@ TASKS = task_registry("vision")
 
 
 @dataclass
-class ClassifyConfig(TrainConfig):
-    """Image classification. `--data fashion_mnist | scenes1 | tfds:NAME | folder:PATH`."""
+class ClassifyConfig(TrainConfig, ImageDataFields):
+    """Image classification. `--data fashion_mnist | mnist | scenes1 | tfds:NAME | folder:PATH`."""
 
-    data: str = "fashion_mnist"
-    data_dir: str = ""
-    download: bool = False
-    image_size: int = 28
-    channels: int = 1
     model: str = "cnn_bn"
     model_size: int = 0  # resize images to this inside the model (0: keep the input size)
     backbone_preset: str = ""  # a local keras-hub preset directory: its backbone (weights too) replaces --model

@@ -81,8 +81,8 @@ class VideoClassifier(keras.Model):
     Args:
         input_shape: `(frames, H, W, C)`; frames may be None for "cnn_lstm" and
             "conv_lstm".
-        kind: "cnn_lstm" — per-frame Conv2D/max-pool stack → global average pool →
-            LSTM(lstm_units); "conv_lstm" — ConvLSTM2D layers
+        kind: "cnn_lstm" — per-frame Conv2D/max-pool stack → its last map flattened
+            (global average pool when H, W are None) → LSTM(lstm_units); "conv_lstm" — ConvLSTM2D layers
             (spatial 2× max-pool between them) → global average pool; "r2plus1d" —
             (2+1)D conv blocks (spatial 2× max-pool after each) → global average pool.
         filters: filters per conv / ConvLSTM / (2+1)D block.
@@ -139,7 +139,10 @@ class VideoClassifier(keras.Model):
                 frames = keras.layers.Conv2D(f, kernel_size, strides=stride if i == 0 else 1, padding="same",
                                              activation="relu", name=f"{prefix}_frame_conv{i + 1}")(frames)
                 frames = keras.layers.MaxPooling2D(2, name=f"{prefix}_frame_pool{i + 1}")(frames)
-            frames = keras.layers.GlobalAveragePooling2D(name=f"{prefix}_frame_gap")(frames)
+            if None in frames.shape[1:]:
+                frames = keras.layers.GlobalAveragePooling2D(name=f"{prefix}_frame_gap")(frames)
+            else:  # keep the coarse layout: a motion is where the item goes, which pooling drops
+                frames = keras.layers.Flatten(name=f"{prefix}_frame_flatten")(frames)
             x = BatchAsFrames(name=f"{prefix}_unfold")([frames, x])
             x = keras.layers.LSTM(lstm_units, unroll=unroll, name=f"{prefix}_lstm")(x)
         elif kind == "conv_lstm":
