@@ -113,7 +113,7 @@ def build_classify_data(cfg):
     """Train/validation (split from train, seeded) and test datasets of (uint8 image, label)."""
     x, y, x_test, y_test, names, source = load_image_arrays(cfg)
     x_train, y_train, x_val, y_val = split(x, y, cfg.validation_split, cfg.seed)
-    limited = bool(cfg.synthetic_from)
+    limited = bool(getattr(cfg, "synthetic_from", ""))
     if limited:  # --max-train-examples counts the real images; the generated ones come on top
         x_train, y_train, source = _with_synthetic(cfg, x_train[:cfg.max_train_examples or None],
                                                    y_train[:cfg.max_train_examples or None], names, source)

@@ -76,7 +76,7 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         optimizer = build_optimizer(cfg, max(1, data.info.num_train // cfg.batch_size))
         if hasattr(model, "replica_train_step"):
             model.compile(optimizer=optimizer)
-    if cfg.init_from and not resuming:
+    if getattr(cfg, "init_from", "") and not resuming:
         _init_from(model, cfg.init_from, verbose and chief)
     trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
                       loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
@@ -175,12 +175,13 @@ def _fit_rounds(trainer, task, cfg, run, chief):
             if task.epoch_plots is not None:  # e.g. a GAN's samples, one picture per epoch in TensorBoard
                 plots = task.epoch_plots(trainer.model, trainer.data.info, run.file("plots"), history[-1]["epoch"])
                 trainer.logger.images(plots, history[-1]["epoch"])
-    if cfg.freeze_epochs and int(trainer.epoch.numpy()) < cfg.freeze_epochs:  # transfer: the head alone first
+    freeze = getattr(cfg, "freeze_epochs", 0)
+    if freeze and int(trainer.epoch.numpy()) < freeze:  # transfer: the head alone first
         from shared.training.transfer import set_backbone_frozen
 
         set_backbone_frozen(trainer.model, True)
         trainer.retrace()
-        trainer.fit(on_epoch_end=on_epoch_end, until=cfg.freeze_epochs)
+        trainer.fit(on_epoch_end=on_epoch_end, until=freeze)
         set_backbone_frozen(trainer.model, False)
         trainer.retrace()
     rounds = getattr(cfg, "dagger_rounds", 0) if task.grow else 0

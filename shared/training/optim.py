@@ -26,7 +26,7 @@ def learning_rate(cfg, steps_per_epoch):
 def build_optimizer(cfg, steps_per_epoch):
     """The `--optimizer` with its schedule; wrapped for loss scaling under mixed_float16."""
     lr = learning_rate(cfg, steps_per_epoch)
-    if cfg.freeze_epochs:  # transfer: the head alone at the full rate, then everything at a lower one
+    if getattr(cfg, "freeze_epochs", 0):  # transfer: the head alone at the full rate, then everything at a lower one
         from shared.training.transfer import FineTuneSchedule
 
         lr = FineTuneSchedule(lr, cfg.freeze_epochs * steps_per_epoch, cfg.fine_tune_lr_factor)
