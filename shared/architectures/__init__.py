@@ -20,7 +20,7 @@ _BUILDERS = Registry("architecture")
 _VARIANTS = {}  # variant name -> (architecture name, kwargs)
 _MODULES = (
     "mlp", "cnn", "resnet", "keras_hub_backbone", "recurrent", "transformer",
-    "gan", "unet", "audio", "video", "detection", "text_cnn", "tabular", "counterfactual",
+    "gan", "unet", "audio", "video", "detection", "text_cnn", "tabular", "counterfactual", "metric_learning",
 )
 
 

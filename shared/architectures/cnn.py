@@ -72,7 +72,7 @@ def apply_classifier_head(x, num_classes, activation="softmax", dropout=0.0, nam
 
 def apply_conv_block(
     x, filters, kernel_size=3, activation="relu", convs=1, padding="valid",
-    batch_norm=False, pool="max", pool_size=2, name="block",
+    batch_norm=False, pool="max", pool_size=2, name="block", batch_norm_momentum=0.99,
 ):
     """`convs` × (Conv2D → [BatchNorm] → activation), then an optional 2D pooling.
 
@@ -84,7 +84,7 @@ def apply_conv_block(
             activation=None if batch_norm else activation, name=f"{name}_conv{i + 1}",
         )(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn{i + 1}")(x)
+            x = keras.layers.BatchNormalization(momentum=batch_norm_momentum, name=f"{name}_bn{i + 1}")(x)
             x = keras.layers.Activation(activation, name=f"{name}_act{i + 1}")(x)
     if pool:
         x = _DOWNSAMPLE[pool](pool_size, name=f"{name}_pool")(x)
@@ -143,6 +143,8 @@ class CNN(keras.Model):
         convs_per_block: convolutions per block.
         padding: "valid" or "same".
         batch_norm: BatchNormalization after each conv (conv then has no bias).
+        batch_norm_momentum: of its moving statistics (0.99, Keras's default, needs a few
+            hundred steps to settle; small data sets want ~0.9).
         pool: per-block downsampling, "max", "avg" or None.
         pooling: final reduction — "flatten", "avg", "max" (global) or None.
         dropout: dropout rate applied after the final reduction (and before each dense layer).
@@ -164,6 +166,7 @@ class CNN(keras.Model):
         convs_per_block=1,
         padding="valid",
         batch_norm=False,
+        batch_norm_momentum=0.99,
         pool="max",
         pooling="flatten",
         dropout=0.5,
@@ -208,7 +211,7 @@ class CNN(keras.Model):
         for i, f in enumerate(filters):
             x = apply_conv_block(
                 x, f, kernel_size, activation, convs_per_block, padding, batch_norm, pool,
-                name=f"{prefix}_block{i + 1}",
+                name=f"{prefix}_block{i + 1}", batch_norm_momentum=batch_norm_momentum,
             )
         x = apply_pooling(x, pooling, name=prefix)
         for i, units in enumerate(dense_units):
@@ -228,6 +231,7 @@ class CNN(keras.Model):
         self.convs_per_block = convs_per_block
         self.padding = padding
         self.batch_norm = batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
         self.pool = pool
         self.pooling = pooling
         self.dropout = dropout
@@ -246,6 +250,7 @@ class CNN(keras.Model):
             "convs_per_block": self.convs_per_block,
             "padding": self.padding,
             "batch_norm": self.batch_norm,
+            "batch_norm_momentum": self.batch_norm_momentum,
             "pool": self.pool,
             "pooling": self.pooling,
             "dropout": self.dropout,

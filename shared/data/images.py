@@ -32,7 +32,8 @@ def read_idx(path):
 
 
 def to_shape(image, shape):
-    """Resizes a uint8 HxWxC tensor to `shape` (H, W, C) and converts grey <-> RGB."""
+    """Resizes a uint8 HxWxC tensor to `shape` (H, W, C) and converts grey <-> RGB (H, W None:
+    the image's own size)."""
     height, width, channels = shape
     image = tf.convert_to_tensor(image)
     if image.shape.rank == 2:
@@ -43,7 +44,7 @@ def to_shape(image, shape):
         image = tf.image.rgb_to_grayscale(image)
     elif channels == 3 and image.shape[-1] == 1:
         image = tf.image.grayscale_to_rgb(image)
-    if tuple(image.shape[:2]) != (height, width):
+    if height and width and tuple(image.shape[:2]) != (height, width):
         image = tf.image.resize(image, (height, width), antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(tf.cast(image, tf.float32)), 0, 255), tf.uint8)
 
