@@ -146,17 +146,9 @@ def face_crop(image, size, crop=1.0):
 
 
 def _lfw(cfg):
-    import tensorflow_datasets as tfds
+    from shared.data.tfds import prepared_builder
 
-    name = cfg.data.partition(":")[2]
-    try:
-        ds = tfds.builder(name, data_dir=cfg.data_dir or None)
-        if cfg.download:
-            ds.download_and_prepare()
-        examples = ds.as_dataset(split="train")
-    except Exception as e:  # TFDS raises many types for a missing/unprepared dataset
-        raise UserError(f"--data {cfg.data} --data-dir {cfg.data_dir or '~/tensorflow_datasets'}: cannot load "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:150]})") from None
+    examples = prepared_builder(cfg.data.partition(":")[2], cfg.data_dir, cfg.download).as_dataset(split="train")
     photos, people = [], []
     for example in examples:
         photos.append(face_crop(example["image"], cfg.image_size, cfg.crop))

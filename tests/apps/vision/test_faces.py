@@ -166,3 +166,41 @@ def test_enrol_verify_identify(faces_run, tmp_path):
     line = error_line(run_command(["dl-vision", "faces", "identify", run, probes[0], "--gallery",
                                    tmp_path / "none.json"], home))
     assert "the gallery is empty" in line
+
+
+def test_local_tfds_lfw_and_person_folders_give_identities(tmp_path):
+    """`--data tfds:lfw` (here `tiny_lfw`, TFDS's LFW features: a name and a 250x250 photo) and `--data folder:PATH`,
+    both built here from real ORL photos; people with too few photos are left out."""
+    import tensorflow_datasets as tfds
+
+    from apps.vision.faces import load_identities
+    from shared.errors import UserError
+    from tests.conftest import store_tfds
+
+    photos, people, _ = load_orl()
+    rgb = lambda k: np.asarray(Image.fromarray(photos[k]).convert("RGB").resize((250, 250)))  # noqa: E731
+    examples = [{"label": f"Person_{p}", "image": rgb(p * 10 + k)} for p in range(7) for k in range(4 if p < 6 else 2)]
+    store_tfds("tiny_lfw", tfds.features.FeaturesDict({"label": tfds.features.Text(),
+                                                  "image": tfds.features.Image(shape=(250, 250, 3))}),
+               {"train": examples}, tmp_path / "tfds")
+    cfg = FacesConfig(data="tfds:tiny_lfw", data_dir=str(tmp_path / "tfds"), image_size=32, crop=0.8)
+    faces, ids, names, source = load_identities(cfg)
+    assert faces.shape == (24, 32, 32, 3) and names == tuple(f"Person_{p}" for p in range(6)), names
+    assert np.array_equal(np.bincount(ids), [4] * 6) and "6 people with 4+ photos" in source
+    data = build_faces_data(cfg)
+    assert len(data.info.class_names) == 2 and data.info.num_test == 8
+
+    for p in range(6):
+        (tmp_path / "people" / f"p{p}").mkdir(parents=True)
+        for k in range(4):
+            Image.fromarray(photos[p * 10 + k]).save(tmp_path / "people" / f"p{p}" / f"{k}.png")
+    faces, ids, names, _ = load_identities(FacesConfig(data=f"folder:{tmp_path / 'people'}", image_size=32))
+    assert faces.shape == (24, 32, 32, 3) and names == tuple(f"p{p}" for p in range(6))
+    from apps.vision.faces import face_crop
+
+    assert np.array_equal(faces[0], face_crop(np.asarray(Image.open(tmp_path / 'people/p0/0.png').convert('RGB')), 32))
+    with pytest.raises(UserError, match="at least 6 are needed"):
+        load_identities(FacesConfig(data=f"folder:{tmp_path / 'people'}", min_images=5))
+    (tmp_path / "people" / "p0" / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(UserError, match="bad.png: not a readable image"):
+        load_identities(FacesConfig(data=f"folder:{tmp_path / 'people'}"))
