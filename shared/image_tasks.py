@@ -47,15 +47,16 @@ class SegmenterFields:
     depth: int = 3
 
 
-def detection_task(config, data, description):
-    """The detection task over `data` (cfg -> Data of detection examples)."""
+def detection_task(config, data, description, report=detection_report):
+    """The detection task over `data` (cfg -> Data of detection examples); `report(serving
+    model, test dataset, info, plots_dir)` gives its test metrics."""
     return Task(
         config=config,
         data=data,
         model=build_detector,
         loss=lambda cfg, info: detection_loss(_detector(cfg, info).anchors(), len(info.class_names),
                                               box_loss=cfg.box_loss),
-        metrics=lambda model, ds, info, plots: detection_report(detect_serving(model, info), ds, info, plots),
+        metrics=lambda model, ds, info, plots: report(detect_serving(model, info), ds, info, plots),
         decode=decode_detections,
         load_input=lambda path, info: load_image_file(path, info.input_shape),
         batch=padded_detection_batch,

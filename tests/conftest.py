@@ -81,7 +81,8 @@ LONG_FIRST = (  # seconds of one worker's time, measured: 310, 250, 250, 220, 18
     "shared/training/test_distributed.py", "apps/nlp/test_generate.py", "apps/driving/test_end_to_end.py",
     "apps/nlp/test_sentiment.py",
     "apps/nlp/test_end_to_end.py", "apps/healthcare/test_end_to_end.py", "apps/healthcare/test_imaging.py",
-    "apps/healthcare/test_treatment.py", "apps/vision/test_faces.py", "test_bench.py",
+    "apps/healthcare/test_treatment.py", "apps/vision/test_face_detection.py", "apps/vision/test_faces.py",
+    "test_bench.py",
 )
 
 

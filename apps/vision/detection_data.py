@@ -36,16 +36,18 @@ SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train/val/test for datasets that come unspl
 # ----------------------------------------------------------------------------- public builders
 
 def build_detect_data(cfg):
-    """Data for `detect`: `--data scenes | tfds:NAME | coco:ANNOTATIONS.json` (with `--images`)."""
+    """Data for `detect`: `--data scenes | faces | tfds:NAME | coco:ANNOTATIONS.json` (with `--images`)."""
     kind, _, arg = cfg.data.partition(":")
     if kind == "scenes" and not arg:
         splits, names, source = _scene_detection(cfg)
+    elif kind == "faces" and not arg:
+        splits, names, source = _face_detection(cfg)
     elif kind == "tfds" and arg:
         splits, names, source = _tfds_detection(arg, cfg)
     elif kind == "coco" and arg:
         splits, names, source = _coco_detection(arg, cfg)
     else:
-        raise UserError(f"--data: expected scenes, tfds:NAME or coco:ANNOTATIONS.json for detect; "
+        raise UserError(f"--data: expected scenes, faces, tfds:NAME or coco:ANNOTATIONS.json for detect; "
                         f"got '{cfg.data}'")
     max_objects = max([1] + [int((s["classes"] >= 0).sum(1).max(initial=0)) for s in splits])
     info = _info(cfg, splits, names, source, extra={"max_objects": max_objects},
@@ -121,6 +123,20 @@ def _scenes(cfg, keys):
 def _scene_detection(cfg):
     splits, source = _scenes(cfg, ("images", "boxes", "classes"))
     return splits, FASHION_MNIST_CLASSES, source
+
+
+def _face_detection(cfg):
+    from apps.vision.face_scenes import FACE_CLASSES, MAX_SIDE, load_face_scenes
+
+    size = cfg.image_size
+    if size < MAX_SIDE:
+        raise UserError(f"--image-size: face scenes are at least {MAX_SIDE}x{MAX_SIDE}; got {size}")
+    train = load_face_scenes("train", cfg.num_scenes, cfg.seed, size)
+    test = load_face_scenes("test", cfg.num_test_scenes, cfg.seed + 1, size)
+    train, val = _split_off(dict(train), cfg.validation_split, cfg.seed)
+    source = (f"faces: skimage's LFW faces and non-faces on photos, {size}x{size}, {cfg.num_scenes} train+val / "
+              f"{cfg.num_test_scenes} test (held-out faces; seed {cfg.seed})")
+    return (train, val, dict(test)), FACE_CLASSES, source
 
 
 def _scene_segmentation(cfg):

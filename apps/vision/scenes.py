@@ -41,14 +41,14 @@ _CACHE_VERSION = "v1"
 _KEYS = ("images", "boxes", "classes", "masks")
 
 
-@functools.lru_cache(maxsize=1)
-def backgrounds(max_side=512, levels=3):
-    """The background photographs as pyramids of RGB PIL images (level k is 1/2**k the size;
-    level 0 has its longer side at most `max_side`)."""
+@functools.lru_cache(maxsize=2)
+def backgrounds(max_side=512, levels=3, exclude=()):
+    """The background photographs (but those named in `exclude`) as pyramids of RGB PIL images
+    (level k is 1/2**k the size; level 0 has its longer side at most `max_side`)."""
     import skimage.data
 
     pyramids = []
-    for name in BACKGROUNDS:
+    for name in (n for n in BACKGROUNDS if n not in exclude):
         array = np.asarray(getattr(skimage.data, name)())
         if array.dtype == bool:
             array = array.astype(np.uint8) * 255

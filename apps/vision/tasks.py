@@ -161,6 +161,29 @@ def detect():
     return detection_task(DetectConfig, build_detect_data, "object detection (scenes, VOC/COCO via TFDS, COCO json)")
 
 
+@dataclass
+class FaceDetectConfig(DetectConfig):
+    """Face detection. `--data faces` (embedded: real LFW faces and non-faces on photos), or
+    any detection data whose one class is a face (`tfds:NAME`, `coco:ANNOTATIONS.json`)."""
+
+    data: str = "faces"
+    num_scenes: int = 6000
+    num_test_scenes: int = 500
+    augment: str = "flip,contrast"
+    epochs: int = 8
+    warmup_epochs: int = 1
+
+
+@TASKS.register("face_detect")
+def face_detect():
+    from apps.vision.face_detection import calibrate_score_threshold, face_detection_report
+
+    task = detection_task(FaceDetectConfig, build_detect_data, "face detection (LFW faces on photos; Haar peer)",
+                          report=face_detection_report)
+    task.calibrate = calibrate_score_threshold
+    return task
+
+
 @TASKS.register("synthesize")
 def synthesize():
     from apps.vision.synthesis import synthesize_task

@@ -198,3 +198,26 @@ def draw_boxes(image, boxes, scores, classes, class_names, score_threshold=0.0, 
         draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=(255, 32, 32))
         draw.text((xmin + 2, ymin + 1), label, fill=(255, 255, 255))
     return np.asarray(picture, dtype=np.uint8)
+
+
+def precision_recall(gt_boxes, pred_boxes, pred_scores, min_score=0.5, iou=0.5):
+    """One-class precision and recall over images: detections scoring >= `min_score`, each
+    matched (greedily, best score first) to an unmatched true box with IoU >= `iou`.
+    `gt_boxes`/`pred_boxes`: per image arrays [K, 4] (ymin, xmin, ymax, xmax); `pred_scores`: [K]."""
+    from shared.export.parity import box_iou
+
+    tp = n_pred = n_true = 0
+    for truth, boxes, scores in zip(gt_boxes, pred_boxes, pred_scores):
+        truth, boxes, scores = np.asarray(truth).reshape(-1, 4), np.asarray(boxes).reshape(-1, 4), np.asarray(scores)
+        keep = scores >= min_score
+        boxes = boxes[keep][np.argsort(-scores[keep], kind="stable")]
+        n_pred, n_true = n_pred + len(boxes), n_true + len(truth)
+        free = np.ones(len(truth), bool)
+        overlaps = box_iou(boxes, truth) if len(boxes) and len(truth) else np.zeros((len(boxes), len(truth)))
+        for row in overlaps:
+            candidates = np.where(free & (row >= iou), row, -1.0)
+            if len(candidates) and candidates.max() >= iou:
+                free[int(candidates.argmax())] = False
+                tp += 1
+    return {"precision": tp / n_pred if n_pred else float("nan"), "recall": tp / n_true if n_true else float("nan"),
+            "true_positives": tp, "detections": n_pred, "objects": n_true}

@@ -1,0 +1,98 @@
+"""Face detection (`dl-vision train face_detect`): issue 4's detector with one class, `face`,
+trained on the embedded face scenes (`apps/vision/face_scenes.py`), measured by precision and
+recall at IoU 0.5 on held-out scenes and on real photographs, beside OpenCV's Haar cascade
+(Viola-Jones, `haarcascade_frontalface_default.xml`) on the same images. A detection counts
+when its score reaches the operating threshold chosen on the validation scenes (best F1)."""
+
+import os
+
+import numpy as np
+
+from shared.evaluation.detection import precision_recall
+
+SCORE_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)  # operating points tried on validation scenes
+
+
+def haar_faces(images, min_side=12):
+    """OpenCV's frontal-face Haar cascade on uint8 RGB images: per image float32 [K, 4] boxes
+    (ymin, xmin, ymax, xmax). Images are upscaled 2x first, so faces down to `min_side` px
+    fill the cascade's 24x24 window."""
+    import cv2
+
+    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
+    out = []
+    for image in images:
+        grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+        big = cv2.resize(grey, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+        found = cascade.detectMultiScale(big, scaleFactor=1.1, minNeighbors=5, minSize=(2 * min_side,) * 2)
+        out.append(np.asarray([(y / 2, x / 2, (y + h) / 2, (x + w) / 2) for x, y, w, h in found], np.float32)
+                   .reshape(-1, 4))
+    return out
+
+
+def _ours(serving, images):
+    outputs = serving.predict(np.asarray(images), batch_size=64, verbose=0)
+    n = outputs["num_detections"]
+    return ([b[:k] for b, k in zip(outputs["boxes"], n)], [s[:k] for s, k in zip(outputs["scores"], n)])
+
+
+def calibrate_score_threshold(model, data):
+    """The score threshold with the best F1 (IoU 0.5) on the validation scenes; kept in the run."""
+    from shared.image_tasks import detect_serving
+
+    images, truth = _examples(data.val)
+    boxes, scores = _ours(detect_serving(model, data.info), images)
+    rows = {float(t): precision_recall(truth, boxes, scores, t) for t in SCORE_GRID}
+    f1 = {t: 2 * r["precision"] * r["recall"] / max(r["precision"] + r["recall"], 1e-9) if r["detections"] else 0.0
+          for t, r in rows.items()}
+    best = max(f1, key=lambda t: (f1[t], t))
+    data.info.extra.setdefault("saved", {})["score_threshold"] = best
+    return {"score_threshold": best, "val_f1": f1[best], "val_precision": rows[best]["precision"],
+            "val_recall": rows[best]["recall"]}
+
+
+def _examples(ds):
+    images, truth = [], []
+    for image, target in ds:
+        images.append(image.numpy())
+        truth.append(target["boxes"].numpy())
+    return images, truth
+
+
+def face_detection_report(serving, ds, info, plots_dir):
+    """COCO AP of the test scenes (`detection_report`), then precision / recall at IoU 0.5 of
+    the detections scoring at least the validation threshold, on the test scenes and on the
+    real photographs, with the Haar cascade's on the same images."""
+    from apps.vision.face_scenes import real_photos
+    from shared.evaluation.detection import draw_detections_png
+    from shared.evaluation.detection_report import detection_report
+
+    result, plots = detection_report(serving, ds, info, plots_dir)
+    images, truth = _examples(ds)
+    threshold = result["score_threshold"] = info.extra.get("saved", {}).get("score_threshold", 0.5)
+    photos = real_photos(info.input_shape[0])
+    names = sorted(photos)
+    sets = {"test_scenes": (images, truth),
+            "real_photos": ([photos[n][0] for n in names], [photos[n][1] for n in names])}
+    for name, (pictures, boxes) in sets.items():
+        pred_boxes, pred_scores = _ours(serving, pictures)
+        haar = haar_faces(pictures)
+        result[name] = {"images": len(pictures), "ours": precision_recall(boxes, pred_boxes, pred_scores, threshold),
+                        "haar_cascade": precision_recall(boxes, haar, [np.ones(len(h)) for h in haar], 0.0)}
+        if name == "real_photos":
+            result[name]["per_photo"] = {
+                n: {"ours": precision_recall([b], [p], [s], threshold)["recall"],
+                    "haar_cascade": precision_recall([b], [h], [np.ones(len(h))], 0.0)["recall"]}
+                for n, b, p, s, h in zip(names, boxes, pred_boxes, pred_scores, haar)}
+            keep = [(p[s >= threshold], s[s >= threshold]) for p, s in zip(pred_boxes, pred_scores)]
+            plots.append(draw_detections_png(
+                np.stack(pictures), (boxes, [np.zeros(len(b), np.int32) for b in boxes]),
+                (np.stack([_pad(p, 8) for p, _ in keep]), np.stack([_pad(s, 8) for _, s in keep]),
+                 np.zeros((len(keep), 8), np.int32), np.asarray([min(8, len(s)) for _, s in keep])),
+                info.class_names, os.path.join(plots_dir, "real_photos.png"), columns=2, score_threshold=threshold))
+    return result, plots
+
+
+def _pad(array, k):
+    array = np.asarray(array)[:k]
+    return np.concatenate([array, np.zeros((k - len(array), *array.shape[1:]), array.dtype)])
