@@ -246,7 +246,11 @@ def write_metrics(run, metrics):
 def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None, verbose=True):
     """Final evaluation on the test split: `metrics.json`, plots, TensorBoard images, card."""
     model = model or load_model(run)
-    data = data or load_data(task, cfg)
+    if data is None:  # re-evaluating a finished run: what was fitted after training comes from the run
+        data = load_data(task, cfg)
+        saved = ((run.read_info().get("data_info") or {}).get("extra") or {}).get("saved")
+        if saved:
+            data.info.extra["saved"] = {**data.info.extra.get("saved", {}), **saved}
     plots_dir = run.file("plots")
     os.makedirs(plots_dir, exist_ok=True)
     test_metrics, plots = task.metrics(end_to_end(model, data.info), data.test, data.info, plots_dir)

@@ -111,6 +111,16 @@ def test_embedding_verifies_unseen_people_with_a_validation_threshold(faces_run)
     info = json.loads((run / "run.json").read_text())["data_info"]
     assert info["extra"]["saved"]["threshold"] == calibration["threshold"]
     assert set(test["eigenfaces_peer"]) >= {"roc_auc", "eer", "tar_at_far_0.01", "rank1_identification"}
+    # `evaluate RUN` measures again with the run's own threshold: the same figures.
+    from apps.vision.tasks import TASKS
+    from shared.cli import load_run
+    from shared.training import engine
+
+    run_dir, task, cfg, _ = load_run("vision", TASKS, str(run))
+    again = engine.evaluate_run(run_dir, task, cfg, verbose=False)["test"]
+    assert again["threshold"] == test["threshold"]
+    assert again["roc_auc"] == pytest.approx(test["roc_auc"], abs=1e-6)
+    assert again["tar_at_threshold"] == pytest.approx(test["tar_at_threshold"], abs=1e-6)
 
 
 def test_signature_is_the_contract(faces_run):
