@@ -137,7 +137,7 @@ def test_coco_user_errors(tmp_path):
     (images / "im3.png").write_bytes(b"not a png")
     one_line_error(r"--images .*im3.png: not a readable image", build_detect_data,
                    config(data=f"coco:{annotations}", images=str(images)))
-    one_line_error("--data: expected scenes, tfds:NAME or coco:ANNOTATIONS.json for detect; got 'voc'",
+    one_line_error("--data: expected scenes, faces, tfds:NAME or coco:ANNOTATIONS.json for detect; got 'voc'",
                    build_detect_data, config(data="voc"))
 
 
