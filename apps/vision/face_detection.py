@@ -31,17 +31,27 @@ def haar_faces(images, min_side=12):
 
 
 def _ours(serving, images):
-    outputs = serving.predict(np.asarray(images), batch_size=64, verbose=0)
+    """Our detections on numpy images: per image (boxes [K, 4], scores [K])."""
+    return _trimmed(serving.predict(np.asarray(images), batch_size=64, verbose=0))
+
+
+def _trimmed(outputs):
     n = outputs["num_detections"]
-    return ([b[:k] for b, k in zip(outputs["boxes"], n)], [s[:k] for s, k in zip(outputs["scores"], n)])
+    return [b[:k] for b, k in zip(outputs["boxes"], n)], [s[:k] for s, k in zip(outputs["scores"], n)]
+
+
+def _truth(gt_boxes, gt_classes):
+    """`predict_detections`' padded true boxes, per image without the padding."""
+    return [b[c >= 0] for b, c in zip(gt_boxes, gt_classes)]
 
 
 def calibrate_score_threshold(model, data):
     """The score threshold with the best F1 (IoU 0.5) on the validation scenes; kept in the run."""
+    from shared.evaluation.detection_report import predict_detections
     from shared.image_tasks import detect_serving
 
-    images, truth = _examples(data.val)
-    boxes, scores = _ours(detect_serving(model, data.info), images)
+    _, gt_boxes, gt_classes, outputs = predict_detections(detect_serving(model, data.info), data.val)
+    truth, (boxes, scores) = _truth(gt_boxes, gt_classes), _trimmed(outputs)
     rows = {float(t): precision_recall(truth, boxes, scores, t) for t in SCORE_GRID}
     f1 = {t: 2 * r["precision"] * r["recall"] / max(r["precision"] + r["recall"], 1e-9) if r["detections"] else 0.0
           for t, r in rows.items()}
@@ -51,31 +61,24 @@ def calibrate_score_threshold(model, data):
             "val_recall": rows[best]["recall"]}
 
 
-def _examples(ds):
-    images, truth = [], []
-    for image, target in ds:
-        images.append(image.numpy())
-        truth.append(target["boxes"].numpy())
-    return images, truth
-
-
 def face_detection_report(serving, ds, info, plots_dir):
     """COCO AP of the test scenes (`detection_report`), then precision / recall at IoU 0.5 of
     the detections scoring at least the validation threshold, on the test scenes and on the
     real photographs, with the Haar cascade's on the same images."""
     from apps.vision.face_scenes import real_photos
     from shared.evaluation.detection import draw_detections_png
-    from shared.evaluation.detection_report import detection_report
+    from shared.evaluation.detection_report import detection_report, predict_detections
 
-    result, plots = detection_report(serving, ds, info, plots_dir)
-    images, truth = _examples(ds)
+    predicted = predict_detections(serving, ds)
+    result, plots = detection_report(serving, ds, info, plots_dir, predicted=predicted)
+    images, gt_boxes, gt_classes, outputs = predicted
     threshold = result["score_threshold"] = info.extra.get("saved", {}).get("score_threshold", 0.5)
     photos = real_photos(info.input_shape[0])
     names = sorted(photos)
-    sets = {"test_scenes": (images, truth),
-            "real_photos": ([photos[n][0] for n in names], [photos[n][1] for n in names])}
-    for name, (pictures, boxes) in sets.items():
-        pred_boxes, pred_scores = _ours(serving, pictures)
+    sets = {"test_scenes": (images, _truth(gt_boxes, gt_classes), _trimmed(outputs)),
+            "real_photos": ([photos[n][0] for n in names], [photos[n][1] for n in names], None)}
+    for name, (pictures, boxes, ours) in sets.items():
+        pred_boxes, pred_scores = ours or _ours(serving, pictures)
         haar = haar_faces(pictures)
         result[name] = {"images": len(pictures), "ours": precision_recall(boxes, pred_boxes, pred_scores, threshold),
                         "haar_cascade": precision_recall(boxes, haar, [np.ones(len(h)) for h in haar], 0.0)}

@@ -8,7 +8,9 @@ import tensorflow as tf
 DECODE_SCORE = 0.3  # detections shown to a user (predict); evaluation uses every detection
 
 
-def _predict(serving, ds, batch_size):
+def predict_detections(serving, ds, batch_size=64):
+    """(images, per-image padded true boxes and classes, serving outputs) over an unbatched
+    (image, {boxes, classes}) dataset."""
     call = tf.function(lambda x: serving(x, training=False), reduce_retracing=True)
     images, gt_boxes, gt_classes, outs = [], [], [], []
     for x, y in padded_detection_batch(ds, batch_size):
@@ -26,12 +28,13 @@ def padded_detection_batch(ds, batch_size, drop_remainder=False):
                            drop_remainder=drop_remainder)
 
 
-def detection_report(serving, ds, info, plots_dir, batch_size=64):
+def detection_report(serving, ds, info, plots_dir, batch_size=64, predicted=None):
     """COCO mAP (pycocotools) of a serving model on an unbatched (image, {boxes, classes})
-    dataset, and a PNG of test scenes with true (green) and predicted (red) boxes."""
+    dataset, and a PNG of test scenes with true (green) and predicted (red) boxes;
+    `predicted`: that dataset's `predict_detections`, when the caller has it already."""
     from shared.evaluation.detection import coco_metrics, draw_detections_png
 
-    images, gt_boxes, gt_classes, pred = _predict(serving, ds, batch_size)
+    images, gt_boxes, gt_classes, pred = predicted or predict_detections(serving, ds, batch_size)
     result = coco_metrics(gt_boxes, gt_classes, pred["boxes"], pred["scores"], pred["classes"],
                           pred["num_detections"], info.class_names)
     n = min(8, len(images))

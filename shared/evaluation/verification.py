@@ -5,10 +5,14 @@ rate, from sklearn's ROC; the operating threshold is chosen on validation identi
 import numpy as np
 
 
+def _unit(embeddings):
+    e = np.asarray(embeddings, np.float64)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+
 def pair_trials(embeddings, identities):
     """(cosine similarity, genuine?) of every unordered pair: float64 [P], bool [P]."""
-    e = np.asarray(embeddings, np.float64)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    e = _unit(embeddings)
     ids = np.asarray(identities)
     i, j = np.triu_indices(len(e), k=1)
     return (e[i] * e[j]).sum(1), ids[i] == ids[j]
@@ -48,8 +52,7 @@ def verification_metrics(scores, genuine, far=0.01):
 def rank1_identification(embeddings, identities):
     """Closed-set identification: each identity's first example is its gallery template, the
     others are probes; the share of probes whose most similar template is their own."""
-    e = np.asarray(embeddings, np.float64)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    e = _unit(embeddings)
     ids = np.asarray(identities)
     names, first = np.unique(ids, return_index=True)
     probes = np.setdiff1d(np.arange(len(ids)), first)
