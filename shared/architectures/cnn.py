@@ -72,15 +72,16 @@ def apply_classifier_head(x, num_classes, activation="softmax", dropout=0.0, nam
 
 def apply_conv_block(
     x, filters, kernel_size=3, activation="relu", convs=1, padding="valid",
-    batch_norm=False, pool="max", pool_size=2, name="block", batch_norm_momentum=0.99,
+    batch_norm=False, pool="max", pool_size=2, name="block", batch_norm_momentum=0.99, stride=1,
 ):
     """`convs` × (Conv2D → [BatchNorm] → activation), then an optional 2D pooling.
 
     `(batch, H, W, C)` → `(batch, H', W', filters)`; H' = H − convs·(kernel_size − 1) for
-    "valid" padding (H for "same"), then divided (floor) by `pool_size` if `pool`."""
+    "valid" padding (H for "same"), divided by the first conv's `stride`, then divided
+    (floor) by `pool_size` if `pool`."""
     for i in range(convs):
         x = keras.layers.Conv2D(
-            filters, kernel_size, padding=padding, use_bias=not batch_norm,
+            filters, kernel_size, strides=stride if i == 0 else 1, padding=padding, use_bias=not batch_norm,
             activation=None if batch_norm else activation, name=f"{name}_conv{i + 1}",
         )(x)
         if batch_norm:

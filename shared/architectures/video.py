@@ -10,7 +10,8 @@ clip length is static: the graphs convert to TFLite builtins (no MaxPool3D, no T
 import keras
 
 from shared.architectures import register
-from shared.architectures.cnn import apply_classifier_head, check_activation, check_input_shape, check_num_classes
+from shared.architectures.cnn import (apply_classifier_head, apply_conv_block, check_activation, check_input_shape,
+                                      check_num_classes)
 
 KINDS = ("cnn_lstm", "conv_lstm", "r2plus1d")
 
@@ -62,8 +63,8 @@ def apply_r2plus1d_block(x, filters, kernel_size=3, temporal_kernel=3, stride=1,
 
 def _variant(kind):
     return dict(input_shape=(8, 64, 64, 3), kind=kind, filters=(16, 32), kernel_size=3,
-                temporal_kernel=3, lstm_units=64, stride=1, dropout=0.0, num_classes=10,
-                head_activation="softmax")
+                temporal_kernel=3, lstm_units=64, stride=1, dropout=0.0, batch_norm=kind != "conv_lstm",
+                num_classes=10, head_activation="softmax")
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -89,6 +90,8 @@ class VideoClassifier(keras.Model):
         kernel_size: spatial kernel size.
         temporal_kernel: temporal kernel size of the (2+1)D blocks.
         lstm_units: LSTM units ("cnn_lstm" only).
+        batch_norm: BatchNormalization after each per-frame convolution ("cnn_lstm"; the
+            (2+1)D blocks always have it, ConvLSTM2D never).
         stride: spatial stride of the first convolution (the first ConvLSTM's input
             convolution): 2 quarters the cost of every layer after it.
         dropout: dropout before the head.
@@ -109,6 +112,7 @@ class VideoClassifier(keras.Model):
         lstm_units=64,
         stride=1,
         dropout=0.0,
+        batch_norm=False,
         num_classes=None,
         head_activation="softmax",
         name=None,
@@ -136,9 +140,8 @@ class VideoClassifier(keras.Model):
         if kind == "cnn_lstm":
             frames = FramesAsBatch(name=f"{prefix}_fold")(x)
             for i, f in enumerate(filters):
-                frames = keras.layers.Conv2D(f, kernel_size, strides=stride if i == 0 else 1, padding="same",
-                                             activation="relu", name=f"{prefix}_frame_conv{i + 1}")(frames)
-                frames = keras.layers.MaxPooling2D(2, name=f"{prefix}_frame_pool{i + 1}")(frames)
+                frames = apply_conv_block(frames, f, kernel_size, padding="same", batch_norm=batch_norm,
+                                          stride=stride if i == 0 else 1, name=f"{prefix}_frame{i + 1}")
             if None in frames.shape[1:]:
                 frames = keras.layers.GlobalAveragePooling2D(name=f"{prefix}_frame_gap")(frames)
             else:  # keep the coarse layout: a motion is where the item goes, which pooling drops
@@ -176,6 +179,7 @@ class VideoClassifier(keras.Model):
         self.lstm_units = lstm_units
         self.stride = stride
         self.dropout = dropout
+        self.batch_norm = bool(batch_norm)
         self.num_classes = num_classes
         self.head_activation = head_activation
 
@@ -191,6 +195,7 @@ class VideoClassifier(keras.Model):
             "lstm_units": self.lstm_units,
             "stride": self.stride,
             "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
             "num_classes": self.num_classes,
             "head_activation": self.head_activation,
         }

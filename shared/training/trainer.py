@@ -30,6 +30,20 @@ def round_records(history, round):
     return [r for r in history if r.get("round", 0) == round]
 
 
+SHUFFLE_BUFFER_BYTES = 512 * 2**20
+
+
+def shuffle_buffer_size(element_spec, num_train, max_bytes=SHUFFLE_BUFFER_BYTES):
+    """Examples the epoch's shuffle buffer holds: all of them (up to 60,000) unless they would
+    take more than `max_bytes` (video clips: 196 KB each), then as many as fit (at least 256).
+    The buffer is a copy of the data it holds; a partial one still reorders every epoch."""
+    sizes = [s.shape.num_elements() for s in tf.nest.flatten(element_spec)]
+    if None in sizes:  # variable-length examples: no static size to budget
+        return min(num_train, 60000)
+    per_example = sum(n * s.dtype.size for n, s in zip(sizes, tf.nest.flatten(element_spec)))
+    return max(1, min(num_train, 60000, max(256, max_bytes // max(1, per_example))))
+
+
 class Trainer:
     """Trains `model` on `data` with the task's loss and per-example step metrics.
 
@@ -100,8 +114,8 @@ class Trainer:
 
     def _train_batches(self, epoch):
         """The epoch's (x, y, weight) training batches, shuffled, preprocessed and augmented."""
-        ds = self.data.train.shuffle(
-            min(self.data.info.num_train, 60000), seed=self.cfg.seed + epoch, reshuffle_each_iteration=False)
+        ds = self.data.train.shuffle(shuffle_buffer_size(self.data.train.element_spec, self.data.info.num_train),
+                                     seed=self.cfg.seed + epoch, reshuffle_each_iteration=False)
         ds = self._preprocessed(self.train_batch(ds, self.global_batch))
         if self.data.info.augment is not None:
             augment = self.data.info.augment

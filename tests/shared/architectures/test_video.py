@@ -34,6 +34,11 @@ def test_layer_kinds_and_param_counts():
     assert any(isinstance(l, FramesAsBatch) for l in lstm.layers)  # frames folded into the batch
     # convs 1→3, 3→4 (3x3, bias); each frame's 2x2x4 map flattened; LSTM 16→5.
     assert lstm.count_params() == (9 * 1 * 3 + 3) + (9 * 3 * 4 + 4) + 4 * (5 * (16 + 5) + 5)
+    # batch_norm: the convs lose their bias, each gains BN's 4 vectors (2 trainable).
+    bn = VideoClassifier(**TINY, kind="cnn_lstm", batch_norm=True)
+    assert bn.count_params() == lstm.count_params() - (3 + 4) + 4 * (3 + 4)
+    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in bn.layers) == 2
+    assert architectures.build("video_cnn_lstm").get_config()["batch_norm"] is True
     conv_lstm = VideoClassifier(**TINY, kind="conv_lstm")
     assert sum(isinstance(l, keras.layers.ConvLSTM2D) for l in conv_lstm.layers) == 2
     r21 = VideoClassifier(**TINY, kind="r2plus1d")

@@ -7,7 +7,7 @@ from shared.errors import UserError
 from shared.registry import Registry
 from shared.training.config import TrainConfig
 from shared.training.optim import build_optimizer, learning_rate
-from shared.training.trainer import Trainer, round_records
+from shared.training.trainer import Trainer, round_records, shuffle_buffer_size
 
 
 @pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD"), ("rmsprop", "RMSprop")])
@@ -51,6 +51,20 @@ def test_early_stopping_and_best_epoch_look_only_at_the_current_round():
     assert Trainer._patience_spent(_Stub(history, 2), min, round=1) is True
     assert Trainer._patience_spent(_Stub(history[:4], 2), min, round=1) is False
     assert [r["val_loss"] for r in round_records(history, 0)] == [0.5, 0.4]
+
+
+def test_shuffle_buffer_holds_everything_unless_the_examples_are_large():
+    import tensorflow as tf
+
+    def spec(shape, dtype=tf.uint8):
+        return (tf.TensorSpec(shape, dtype), tf.TensorSpec([], tf.int32))
+
+    assert shuffle_buffer_size(spec([28, 28, 1]), 54000) == 54000  # Fashion-MNIST: 42 MB, all of it
+    assert shuffle_buffer_size(spec([28, 28, 1]), 90000) == 60000
+    clip = 16 * 64 * 64 * 3 + 4  # a motion clip and its label
+    assert shuffle_buffer_size(spec([16, 64, 64, 3]), 7200) == 512 * 2**20 // clip == 2730
+    assert shuffle_buffer_size(spec([16, 64, 64, 3]), 7200, max_bytes=1) == 256
+    assert shuffle_buffer_size(spec([None]), 7200, max_bytes=1) == 7200  # no static size: all
 
 
 def test_registry_unknown_name_lists_known():
