@@ -122,14 +122,24 @@ class Task:
         return as_serving_model(model, model.inputs[0].name)  # `text` / `token_ids`
 
 
-def classifier_task(**fields):
-    """A Task with one class per input: per-example cross-entropy, the accuracy step metric,
-    top-k decoding of `probabilities` and `val_accuracy` to monitor; `fields` add or override."""
+def sparse_crossentropy(label_smoothing=0.0):
+    """Per-example cross-entropy of integer labels and probabilities; with `label_smoothing`
+    ε the target is (1 − ε)·one-hot + ε/classes (Keras's CategoricalCrossentropy on one-hot labels)."""
     import keras
 
+    if not label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    smoothed = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, reduction=None)
+    return lambda y, p: smoothed(keras.ops.one_hot(keras.ops.cast(y, "int32"), p.shape[-1]), p)
+
+
+def classifier_task(**fields):
+    """A Task with one class per input: per-example cross-entropy (`--label-smoothing` where the
+    config has it), the accuracy step metric, top-k decoding of `probabilities` and
+    `val_accuracy` to monitor; `fields` add or override."""
     from shared.evaluation.classification import accuracy_per_example, decode_probabilities
 
-    defaults = dict(loss=lambda cfg, info: keras.losses.SparseCategoricalCrossentropy(reduction=None),
+    defaults = dict(loss=lambda cfg, info: sparse_crossentropy(getattr(cfg, "label_smoothing", 0.0)),
                     step_metrics={"accuracy": accuracy_per_example}, decode=decode_probabilities,
                     monitor="val_accuracy")
     return Task(**{**defaults, **fields})

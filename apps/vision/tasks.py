@@ -27,6 +27,7 @@ class ClassifyConfig(TrainConfig, ImageDataFields):
     num_test_scenes: int = 2000  # --data scenes1 only
     synthetic_from: str = ""  # a synthesize run: its generated images join the training split
     synthetic_ratio: float = 1.0  # with --synthetic-from: generated images per real training image
+    label_smoothing: float = 0.0  # target (1 - e) one-hot + e / classes
     epochs: int = 10
     batch_size: int = 128
     lr_schedule: str = "cosine"

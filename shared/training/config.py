@@ -10,7 +10,7 @@ from shared.errors import UserError
 CHOICES = {
     "optimizer": ("adam", "adamw", "sgd", "rmsprop"),
     "lr_schedule": ("constant", "cosine", "exponential"),
-    "precision": ("float32", "mixed_bfloat16", "mixed_float16"),
+    "precision": ("float32", "mixed_bfloat16", "mixed_float16", "auto"),
     "distribution": ("auto", "one_device", "mirrored", "multi_worker", "tpu"),
 }
 EXPORT_FORMATS = ("savedmodel", "tflite")

@@ -13,6 +13,7 @@ from shared.tasks import end_to_end
 from shared.training import config as config_lib
 from shared.training import rundir
 from shared.training.optim import build_optimizer
+from shared.training.precision import resolve_precision
 from shared.training.strategy import is_chief, resolve_strategy
 from shared.training.tensorboard import TensorBoardLogger
 from shared.training.trainer import Trainer, TrainingDiverged
@@ -65,7 +66,8 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     if cfg.distribution == "multi_worker" and not (run_name or os.environ.get("DLSUITE_RUN_NAME")):
         raise UserError("--distribution multi_worker: pass --run-name so every worker writes the same run")
     keras.utils.set_random_seed(cfg.seed)
-    keras.mixed_precision.set_global_policy(cfg.precision)
+    precision = resolve_precision(cfg.precision, tpu=type(strategy).__name__.startswith("TPU"))
+    keras.mixed_precision.set_global_policy(precision)
     config_dict = config_lib.to_dict(cfg)
     run, resuming = _select_run(app, task_name, config_dict, run_name)
     chief = is_chief(strategy)
@@ -88,7 +90,7 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         run.write_config(config_lib.dump_yaml(cfg))
         run.write_info(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                        strategy=type(strategy).__name__, replicas=strategy.num_replicas_in_sync,
-                       data_info=data_info_dict(data.info))
+                       precision=precision, data_info=data_info_dict(data.info))
         if data.info.preprocess is not None:
             save_model(data.info.preprocess, run.file(PREPROCESS_FILE))
     logger = TensorBoardLogger(run.logs) if chief else None
@@ -119,6 +121,7 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     if not chief:
         return run
     best_epoch = trainer.restore_best()
+    model = float32_copy(task, cfg, data.info, model)
     calibration = task.calibrate(model, data) if task.calibrate else None
     save_model(model, run.file("model.keras"))
     summary = {"best_epoch": best_epoch, "epochs_run": len(history), **({"calibration": calibration} if calibration else {}),
@@ -134,6 +137,18 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         export_run_dir(run, task, cfg, model=model, data=data,
                        formats=cfg.export.split(","), quantize=cfg.quantize.split(","), verbose=verbose)
     return run
+
+
+def float32_copy(task, cfg, info, model):
+    """A model trained under a mixed precision policy, rebuilt in float32 with its weights
+    (mixed precision keeps float32 variables): what is saved, evaluated and exported computes
+    in float32 everywhere (TFLite has no bfloat16 kernels). A float32 model is returned as is."""
+    if keras.mixed_precision.global_policy().name == "float32":
+        return model
+    keras.mixed_precision.set_global_policy("float32")
+    copy = task.model(cfg, info)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _discard(run):

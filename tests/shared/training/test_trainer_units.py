@@ -116,3 +116,53 @@ def test_dagger_rounds_train_in_turn_and_resume_inside_a_round(done, expected, t
     history = _fit_rounds(trainer, task, cfg, run, chief=True)
     assert trainer.calls == expected
     assert [r.get("round", 0) for r in history] == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.parametrize("name, flags, gpus, tpu, expected", [
+    ("float32", {"avx512_bf16"}, [], False, "float32"),  # an explicit choice is kept
+    ("mixed_float16", set(), [], False, "mixed_float16"),
+    ("auto", {"avx512f", "avx512_bf16"}, [], False, "mixed_bfloat16"),
+    ("auto", {"amx_bf16"}, [], False, "mixed_bfloat16"),
+    ("auto", {"avx2", "avx512f"}, [], False, "float32"),  # emulated bfloat16 is slower
+    ("auto", set(), [(8, 0)], False, "mixed_bfloat16"),
+    ("auto", set(), [(7, 5)], False, "mixed_float16"),
+    ("auto", set(), [(6, 1)], False, "float32"),
+    ("auto", set(), [], True, "mixed_bfloat16"),
+])
+def test_precision_auto(name, flags, gpus, tpu, expected):
+    from shared.training.precision import resolve_precision
+
+    assert resolve_precision(name, flags=flags, gpus=gpus, tpu=tpu) == expected
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    from shared.training.precision import cpu_flags
+
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_flags(str(tmp_path / "cpuinfo")) == {"fpu", "avx512f", "avx512_bf16"}
+    assert cpu_flags(str(tmp_path / "missing")) == set()
+
+
+def test_float32_copy_of_a_mixed_precision_model():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from shared import architectures
+    from shared.training.engine import float32_copy
+
+    task = SimpleNamespace(model=lambda cfg, info: architectures.build("cnn_bn", filters=(4, 8), num_classes=3))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = task.model(None, None)
+        copy = float32_copy(task, None, None, mixed)
+        assert keras.mixed_precision.global_policy().name == "float32"  # evaluation and export run in float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert {l.compute_dtype for l in mixed.layers[1:-1]} == {"bfloat16"}
+    assert {l.compute_dtype for l in copy.layers} == {"float32"}
+    for a, b in zip(mixed.weights, copy.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    x = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(copy(x), mixed(x), atol=0.05)
+    assert float32_copy(task, None, None, copy) is copy
