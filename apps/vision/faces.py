@@ -158,19 +158,11 @@ def _lfw(cfg):
 
 
 def _folder(cfg):
-    from shared.data.images import IMAGE_EXTENSIONS, load_image_file
+    from shared.data.images import class_folder_files, load_image_file
 
-    root = cfg.data.partition(":")[2]
-    if not os.path.isdir(root):
-        raise UserError(f"--data {cfg.data}: no such directory")
-    photos, people = [], []
-    for person in sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))):
-        for file in sorted(os.listdir(os.path.join(root, person))):
-            if file.lower().endswith(IMAGE_EXTENSIONS):
-                image = load_image_file(os.path.join(root, person, file), (None, None, 3))
-                photos.append(face_crop(image, cfg.image_size, cfg.crop))
-                people.append(person)
-    return photos, people
+    files, people, names = class_folder_files(cfg.data.partition(":")[2])
+    photos = [face_crop(load_image_file(f, (None, None, 3)), cfg.image_size, cfg.crop) for f in files]
+    return photos, [names[i] for i in people]
 
 
 def load_identities(cfg):

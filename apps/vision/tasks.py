@@ -10,6 +10,7 @@ from shared.data.video import read_video
 from shared.evaluation.classification import classification_report, render_label
 from shared.image_tasks import DetectorFields, SegmenterFields, detection_task, segmentation_task
 from shared.tasks import classifier_task, task_registry
+from shared.errors import UserError
 from shared.training.config import TrainConfig
 
 TASKS = task_registry("vision")
@@ -38,6 +39,11 @@ class ClassifyConfig(TrainConfig, ImageDataFields):
     def tiny(cls):
         return cls(epochs=2, batch_size=32, max_train_examples=512, steps_per_execution=4,
                    export="", model="simple_cnn", augment="flip", early_stopping_patience=0)
+
+    def validate(self):
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing: expected a number in [0, 1); got {self.label_smoothing}")
+        return super().validate()
 
 
 def classify_report(model, ds, info, plots_dir):

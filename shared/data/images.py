@@ -62,18 +62,26 @@ def load_image_file(path, shape):
     return to_shape(image, shape).numpy()
 
 
-def folder_dataset(path, shape):
-    """(images uint8 [N,H,W,C], labels int [N], class names) from class-per-subfolder images."""
+def class_folder_files(path):
+    """(image paths, class index of each, class names) of a folder holding one subfolder of
+    images per class (searched recursively), classes and files in sorted order."""
     if not os.path.isdir(path):
         raise UserError(f"--data folder:{path}: no such directory")
     classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
     files, labels = [], []
     for index, name in enumerate(classes):
-        for root, _, names in os.walk(os.path.join(path, name)):
+        for root, dirs, names in os.walk(os.path.join(path, name)):
+            dirs.sort()
             for fname in sorted(names):
                 if fname.lower().endswith(IMAGE_EXTENSIONS):
                     files.append(os.path.join(root, fname))
                     labels.append(index)
+    return files, labels, tuple(classes)
+
+
+def folder_dataset(path, shape):
+    """(images uint8 [N,H,W,C], labels int [N], class names) from class-per-subfolder images."""
+    files, labels, classes = class_folder_files(path)
     if len(classes) < 2 or not files:
         raise UserError(f"--data folder:{path}: expected one subfolder of images per class "
                         f"(found {len(classes)} class folders, {len(files)} images)")

@@ -166,3 +166,19 @@ def test_float32_copy_of_a_mixed_precision_model():
     x = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(copy(x), mixed(x), atol=0.05)
     assert float32_copy(task, None, None, copy) is copy
+
+
+def test_label_smoothing_loss():
+    import numpy as np
+
+    from apps.vision.tasks import ClassifyConfig
+    from shared.tasks import sparse_crossentropy
+
+    y = np.array([0, 2])
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], "float32")
+    plain = -np.log(p[[0, 1], y])
+    np.testing.assert_allclose(sparse_crossentropy(0.0)(y, p), plain, rtol=1e-5)
+    target = 0.9 * np.eye(3)[y] + 0.1 / 3
+    np.testing.assert_allclose(sparse_crossentropy(0.1)(y, p), -(target * np.log(p)).sum(-1), rtol=1e-5)
+    with pytest.raises(UserError, match="--label-smoothing: expected a number in"):
+        ClassifyConfig(label_smoothing=1.0).validate()
