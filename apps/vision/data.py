@@ -122,10 +122,16 @@ def build_classify_data(cfg):
                                y_train[:cfg.max_train_examples or None], names, source)
 
     data = arrays_data(cfg, x, y, x_test, y_test, names, source, mix=mix,
-                       augment=augmenter(cfg.augment, seed=cfg.seed), extra={"train_limited": limited})
+                       augment=augmenter(cfg.augment, seed=cfg.seed),
+                       extra={"train_limited": limited, "saved": {"test_time_flip": _test_time_flip(cfg)}})
     if cfg.data == "scenes1":  # the items' boxes let the evaluation play the pointing game
         data.info.extra["test_boxes"] = scenes1_test_boxes(cfg)
     return data
+
+
+def _test_time_flip(cfg):
+    """`--test-time-flip` takes effect for a model trained on mirrored images (`--augment flip`)."""
+    return bool(getattr(cfg, "test_time_flip", False)) and "flip" in [a.strip() for a in cfg.augment.split(",")]
 
 
 def arrays_data(cfg, x, y, x_test, y_test, names, source, mix=None, **info_fields):

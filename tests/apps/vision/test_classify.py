@@ -87,3 +87,20 @@ def test_tfds_loader_reads_a_locally_prepared_dataset(tmp_path):
     np.testing.assert_array_equal(np.sort(test_images.reshape(100, -1).sum(1)), np.sort(xt[:100].reshape(100, -1).sum(1)))
     with pytest.raises(UserError, match="--data tfds:not_there"):
         build_classify_data(ClassifyConfig(data="tfds:not_there", data_dir=str(tmp_path)))
+
+
+def test_served_classifier_averages_the_mirror_image(tiny_runs):
+    """`--test-time-flip` (on with `--augment flip`): evaluation and the SavedModel use the mean
+    of the image's and its mirror's probabilities; without flip augmentation it is off."""
+    import json
+
+    import tensorflow as tf
+
+    _, run = tiny_runs("vision", "classify")
+    assert json.loads((run / "run.json").read_text())["data_info"]["extra"]["saved"]["test_time_flip"] is True
+    model = engine.load_model(engine.rundir.open_run(str(run)))
+    images = load_fashion_mnist()[2][:8]
+    expected = (model(images) + model(images[:, :, ::-1])) / 2
+    served = tf.saved_model.load(str(run / "saved_model")).signatures["serving_default"]
+    np.testing.assert_allclose(served(images=tf.constant(images))["probabilities"], expected, atol=1e-5)
+    assert build_classify_data(ClassifyConfig(augment="contrast")).info.extra["saved"]["test_time_flip"] is False
