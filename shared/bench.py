@@ -78,7 +78,8 @@ def _suite(examples, epochs, batch_size):
 
     cfg = ClassifyConfig(model="simple_cnn", augment="none", lr_schedule="constant", learning_rate=1e-3,
                          epochs=epochs, batch_size=batch_size, max_train_examples=examples,
-                         validation_split=0.05, early_stopping_patience=0, distribution="one_device")
+                         validation_split=0.05, early_stopping_patience=0, distribution="one_device",
+                         precision="float32")  # as the plain Keras side
     with tempfile.TemporaryDirectory() as tmp:
         trainer, history, data, model = _fit(TASKS.get("classify")(), cfg, tmp, cache=True)
         wait, real_seconds, compute_seconds = trainer.input_wait_share()
