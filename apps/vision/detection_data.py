@@ -50,8 +50,10 @@ def build_detect_data(cfg):
         raise UserError(f"--data: expected scenes, faces, tfds:NAME or coco:ANNOTATIONS.json for detect; "
                         f"got '{cfg.data}'")
     max_objects = max([1] + [int((s["classes"] >= 0).sum(1).max(initial=0)) for s in splits])
-    info = _info(cfg, splits, names, source, extra={"max_objects": max_objects},
-                 augment=augmenter(cfg.augment, "boxes", cfg.seed))
+    extra = {"max_objects": max_objects}
+    if kind == "faces" and getattr(cfg, "window_peer_scenes", 0):  # face_detect's peer trains on the same scenes
+        extra["peer_scenes"] = {"train": splits[0], "val": splits[1], "seed": cfg.seed, "count": cfg.window_peer_scenes}
+    info = _info(cfg, splits, names, source, extra=extra, augment=augmenter(cfg.augment, "boxes", cfg.seed))
     return Data(*(detection_dataset(s) for s in splits), info)
 
 

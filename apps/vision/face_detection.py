@@ -1,8 +1,10 @@
 """Face detection (`dl-vision train face_detect`): issue 4's detector with one class, `face`,
 trained on the embedded face scenes (`apps/vision/face_scenes.py`), measured by precision and
-recall at IoU 0.5 on held-out scenes and on real photographs, beside OpenCV's Haar cascade
-(Viola-Jones, `haarcascade_frontalface_default.xml`) on the same images. A detection counts
-when its score reaches the operating threshold chosen on the validation scenes (best F1)."""
+recall at IoU 0.5 on held-out scenes and on real photographs, beside two peers on the same
+images: OpenCV's Haar cascade (Viola-Jones, `haarcascade_frontalface_default.xml`) and the
+other design, a face / non-face window classifier over an image pyramid
+(`apps/vision/face_pyramid.py`, trained on the same scenes). A detection counts when its
+score reaches the operating threshold chosen on the validation scenes (best F1)."""
 
 import os
 
@@ -10,7 +12,9 @@ import numpy as np
 
 from shared.evaluation.detection import precision_recall
 
-SCORE_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)  # operating points tried on validation scenes
+# Operating points tried on the validation scenes (finer near 1, where a window classifier's
+# scores crowd).
+SCORE_GRID = np.concatenate([np.round(np.arange(0.05, 0.96, 0.05), 2), [0.98, 0.99, 0.995, 0.999]])
 
 
 def haar_faces(images, min_side=12):
@@ -45,26 +49,51 @@ def _truth(gt_boxes, gt_classes):
     return [b[c >= 0] for b, c in zip(gt_boxes, gt_classes)]
 
 
+def best_f1_threshold(truth, boxes, scores):
+    """(threshold of SCORE_GRID with the best F1 at IoU 0.5, its F1, its precision/recall row)."""
+    rows = {float(t): precision_recall(truth, boxes, scores, t) for t in SCORE_GRID}
+    f1 = {t: 2 * r["precision"] * r["recall"] / max(r["precision"] + r["recall"], 1e-9) if r["detections"] else 0.0
+          for t, r in rows.items()}
+    best = max(f1, key=lambda t: (f1[t], t))
+    return best, f1[best], rows[best]
+
+
 def calibrate_score_threshold(model, data):
     """The score threshold with the best F1 (IoU 0.5) on the validation scenes; kept in the run."""
     from shared.evaluation.detection_report import predict_detections
     from shared.image_tasks import detect_serving
 
     _, gt_boxes, gt_classes, outputs = predict_detections(detect_serving(model, data.info), data.val)
-    truth, (boxes, scores) = _truth(gt_boxes, gt_classes), _trimmed(outputs)
-    rows = {float(t): precision_recall(truth, boxes, scores, t) for t in SCORE_GRID}
-    f1 = {t: 2 * r["precision"] * r["recall"] / max(r["precision"] + r["recall"], 1e-9) if r["detections"] else 0.0
-          for t, r in rows.items()}
-    best = max(f1, key=lambda t: (f1[t], t))
+    best, f1, row = best_f1_threshold(_truth(gt_boxes, gt_classes), *_trimmed(outputs))
     data.info.extra.setdefault("saved", {})["score_threshold"] = best
-    return {"score_threshold": best, "val_f1": f1[best], "val_precision": rows[best]["precision"],
-            "val_recall": rows[best]["recall"]}
+    return {"score_threshold": best, "val_f1": f1, "val_precision": row["precision"], "val_recall": row["recall"]}
+
+
+def window_pyramid_peer(scenes):
+    """The sliding-window design (`apps/vision/face_pyramid.py`) trained on (up to
+    `scenes["count"]` of) the training scenes, its threshold chosen on the validation scenes:
+    (detect(images) -> (boxes, scores), threshold, summary)."""
+    import time
+
+    from apps.vision.face_pyramid import pyramid_detect, train_window_classifier
+
+    t0 = time.perf_counter()
+    train, val = scenes["train"], scenes["val"]
+    n = min(len(train["images"]), scenes["count"])
+    model = train_window_classifier(*(np.asarray(train[k][:n]) for k in ("images", "boxes", "classes")),
+                                    seed=scenes["seed"])
+    threshold, f1, _ = best_f1_threshold([b[c >= 0] for b, c in zip(val["boxes"], val["classes"])],
+                                         *pyramid_detect(model, val["images"]))
+    summary = {"train_scenes": n, "score_threshold": threshold, "val_f1": f1, "params": model.count_params(),
+               "seconds": round(time.perf_counter() - t0, 1)}
+    return (lambda images: pyramid_detect(model, images)), threshold, summary
 
 
 def face_detection_report(serving, ds, info, plots_dir):
     """COCO AP of the test scenes (`detection_report`), then precision / recall at IoU 0.5 of
     the detections scoring at least the validation threshold, on the test scenes and on the
-    real photographs, with the Haar cascade's on the same images."""
+    real photographs, with the Haar cascade's and (on `--data faces`) the window pyramid's on
+    the same images."""
     from apps.vision.face_scenes import real_photos
     from shared.evaluation.detection import draw_detections_png
     from shared.evaluation.detection_report import detection_report, predict_detections
@@ -77,16 +106,20 @@ def face_detection_report(serving, ds, info, plots_dir):
     names = sorted(photos)
     sets = {"test_scenes": (images, _truth(gt_boxes, gt_classes), _trimmed(outputs)),
             "real_photos": ([photos[n][0] for n in names], [photos[n][1] for n in names], None)}
+    pyramid = window_pyramid_peer(info.extra["peer_scenes"]) if "peer_scenes" in info.extra else None
+    if pyramid:
+        result["window_pyramid"] = pyramid[2]
     for name, (pictures, boxes, ours) in sets.items():
         pred_boxes, pred_scores = ours or _ours(serving, pictures)
         haar = haar_faces(pictures)
-        result[name] = {"images": len(pictures), "ours": precision_recall(boxes, pred_boxes, pred_scores, threshold),
-                        "haar_cascade": precision_recall(boxes, haar, [np.ones(len(h)) for h in haar], 0.0)}
+        found = {"ours": (pred_boxes, pred_scores, threshold), "haar_cascade": (haar, [np.ones(len(h)) for h in haar], 0.0)}
+        if pyramid:
+            found["window_pyramid"] = (*pyramid[0](np.stack(pictures)), pyramid[1])
+        result[name] = {"images": len(pictures), **{k: precision_recall(boxes, b, s, t) for k, (b, s, t) in found.items()}}
         if name == "real_photos":
             result[name]["per_photo"] = {
-                n: {"ours": precision_recall([b], [p], [s], threshold)["recall"],
-                    "haar_cascade": precision_recall([b], [h], [np.ones(len(h))], 0.0)["recall"]}
-                for n, b, p, s, h in zip(names, boxes, pred_boxes, pred_scores, haar)}
+                n: {k: precision_recall([boxes[i]], [b[i]], [s[i]], t)["recall"] for k, (b, s, t) in found.items()}
+                for i, n in enumerate(names)}
             keep = [(p[s >= threshold], s[s >= threshold]) for p, s in zip(pred_boxes, pred_scores)]
             plots.append(draw_detections_png(
                 np.stack(pictures), (boxes, [np.zeros(len(b), np.int32) for b in boxes]),

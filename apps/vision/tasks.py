@@ -193,6 +193,13 @@ class FaceDetectConfig(DetectConfig):
     augment: str = "flip,contrast"
     epochs: int = 8
     warmup_epochs: int = 1
+    window_peer_scenes: int = 2000  # --data faces: training scenes of the window-pyramid peer (0: none)
+
+    @classmethod
+    def tiny(cls):
+        cfg = super().tiny()
+        cfg.window_peer_scenes = 100
+        return cfg
 
 
 @TASKS.register("face_detect")

@@ -65,7 +65,7 @@ def test_short_face_detector_run_reports_scenes_and_photos(tmp_path):
     home = tmp_path / "home"
     result = run_command(["dl-vision", "train", "face_detect", "--run-name", "short", "--quiet", "--num-scenes", "1300",
                           "--num-test-scenes", "100", "--max-train-examples", "1200", "--epochs", "4",
-                          "--batch-size", "16", "--export", ""], home,
+                          "--batch-size", "16", "--export", "", "--window-peer-scenes", "0"], home,
                          env={"DLSUITE_DATA_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr[-3000:]
     run = home / "saved_models" / "vision" / "face_detect" / "short"
@@ -78,3 +78,43 @@ def test_short_face_detector_run_reports_scenes_and_photos(tmp_path):
     assert test["mAP50"] > 0.2 and scenes["ours"]["recall"] > 0.2, test
     assert 0.05 <= test["score_threshold"] <= 0.95
     assert (run / "plots" / "real_photos.png").is_file()
+
+
+def test_window_pyramid_scores_every_window_and_maps_it_back():
+    from apps.vision.face_pyramid import WINDOW, pyramid_detect, window_classifier
+
+    model = window_classifier()
+    assert model(np.zeros((1, WINDOW, WINDOW, 3), np.uint8)).shape == (1, 1, 1, 1)
+    assert model(np.zeros((2, 128, 128, 3), np.uint8)).shape == (2, 53, 53, 1)  # (128 - 2) // 2 - 10
+
+    class OneWindow:  # scores 0.9 at map cell (5, 7) of the level searching 28 px faces (128 -> 110 px)
+        def predict(self, level, batch_size, verbose):
+            scores = np.zeros((len(level), (level.shape[1] - 2) // 2 - 10, (level.shape[2] - 2) // 2 - 10, 1))
+            if level.shape[1] == 110:
+                scores[0, 5, 7, 0] = 0.9
+            return scores
+
+    boxes, scores = pyramid_detect(OneWindow(), np.zeros((2, 128, 128, 3), np.uint8))
+    scale = 110 / 128
+    np.testing.assert_allclose(boxes[0], [[10 / scale, 14 / scale, 34 / scale, 38 / scale]], rtol=1e-5)
+    assert scores[0].tolist() == [pytest.approx(0.9)] and len(boxes[1]) == 0
+
+
+def test_window_training_set_has_faces_and_non_overlapping_negatives():
+    from apps.vision.face_pyramid import NEGATIVE_IOU, training_windows
+
+    scenes = make_face_scenes("train", 12, 0)
+    windows, labels = training_windows(scenes["images"], scenes["boxes"], scenes["classes"], seed=0)
+    faces = int((scenes["classes"] >= 0).sum())
+    assert windows.shape[1:] == (24, 24, 3) and windows.dtype == np.uint8
+    assert labels.sum() == 3 * faces and (labels == 0).sum() >= 4 * 12 and NEGATIVE_IOU == 0.3
+
+
+def test_tiny_run_reports_the_window_pyramid_peer(tiny_runs):
+    _, run = tiny_runs("vision", "face_detect")
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert test["window_pyramid"]["train_scenes"] == 100 and 0.05 <= test["window_pyramid"]["score_threshold"] <= 0.999
+    for name in ("test_scenes", "real_photos"):
+        rows = test[name]
+        assert rows["window_pyramid"]["objects"] == rows["ours"]["objects"] == rows["haar_cascade"]["objects"]
+    assert set(test["real_photos"]["per_photo"]["astronaut"]) == {"ours", "haar_cascade", "window_pyramid"}
