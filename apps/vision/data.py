@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from shared.data.augment import augmenter
-from shared.data.images import folder_dataset, read_idx, split, tfds_dataset
+from shared.data.images import folder_dataset, read_idx, split, split_index, tfds_dataset
 from shared.errors import UserError
 from shared.tasks import Data, DataInfo
 
@@ -134,16 +134,40 @@ def _test_time_flip(cfg):
     return bool(getattr(cfg, "test_time_flip", False)) and "flip" in [a.strip() for a in cfg.augment.split(",")]
 
 
+LARGE_ARRAY_BYTES = 256 * 2**20
+
+
+def _examples(x, y, index=None):
+    """Dataset of (x[i], y[i]) for i in `index` (default: all). Arrays of LARGE_ARRAY_BYTES or
+    more (memory-mapped clips) are read as the dataset is iterated, never copied whole
+    (TensorFlow holds two copies of a converted array); smaller ones become tensors."""
+    y = np.asarray(y)
+    index = np.arange(len(x)) if index is None else index
+    if x.nbytes < LARGE_ARRAY_BYTES:
+        return tf.data.Dataset.from_tensor_slices((x[index], y[index]))
+
+    def take(i):
+        return np.asarray(x[i]), y[i]
+
+    def example(i):
+        xi, yi = tf.numpy_function(take, [i], (tf.as_dtype(x.dtype), tf.as_dtype(y.dtype)), stateful=False)
+        return tf.ensure_shape(xi, x.shape[1:]), tf.ensure_shape(yi, [])
+
+    return tf.data.Dataset.from_tensor_slices(index).map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def arrays_data(cfg, x, y, x_test, y_test, names, source, mix=None, **info_fields):
     """`Data` of (example, label) from arrays: validation split from train (seeded); `mix`
     (x_train, y_train, source) -> the same, changes the training part."""
-    x_train, y_train, x_val, y_val = split(x, y, cfg.validation_split, cfg.seed)
+    a, b = split_index(len(x), cfg.validation_split, cfg.seed)
     if mix:
-        x_train, y_train, source = mix(x_train, y_train, source)
-    info = DataInfo(input_shape=tuple(x_train.shape[1:]), input_dtype="uint8", class_names=tuple(names),
-                    num_train=len(x_train), num_val=len(x_val), num_test=len(x_test), source=source, **info_fields)
-    make = lambda a, b: tf.data.Dataset.from_tensor_slices((a, np.asarray(b)))  # noqa: E731
-    return Data(make(x_train, y_train), make(x_val, y_val), make(x_test, y_test), info)
+        x_train, y_train, source = mix(x[a], np.asarray(y)[a], source)
+        train, num_train = _examples(x_train, y_train), len(x_train)
+    else:
+        train, num_train = _examples(x, y, a), len(a)
+    info = DataInfo(input_shape=tuple(x.shape[1:]), input_dtype="uint8", class_names=tuple(names),
+                    num_train=num_train, num_val=len(b), num_test=len(x_test), source=source, **info_fields)
+    return Data(train, _examples(x, y, b), _examples(x_test, y_test), info)
 
 
 def _with_synthetic(cfg, x, y, names, source):

@@ -123,9 +123,14 @@ def tfds_dataset(name, data_dir, shape, download=False):
     return x_train, y_train, x_test, y_test, names
 
 
+def split_index(n, fraction, seed):
+    """Seeded, stratification-free random split of `n` examples: (index a, index b), b holding `fraction`."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_b = max(1, int(round(n * fraction)))
+    return order[n_b:], order[:n_b]
+
+
 def split(x, y, fraction, seed):
-    """A seeded, stratification-free random split: (x_a, y_a, x_b, y_b) with b holding `fraction`."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_b = max(1, int(round(len(x) * fraction)))
-    a, b = order[n_b:], order[:n_b]
+    """`split_index` applied: (x_a, y_a, x_b, y_b) with b holding `fraction`."""
+    a, b = split_index(len(x), fraction, seed)
     return x[a], y[a], x[b], y[b]

@@ -161,3 +161,30 @@ print("ok")
     (tmp_path / "bad.mp4").write_bytes(b"nope")
     line = error_line(run_command(["dl-vision", "predict", run, tmp_path / "bad.mp4"], home))
     assert "bad.mp4: not a readable video" in line
+
+
+def test_large_arrays_are_read_in_place_not_copied(tmp_path, monkeypatch):
+    """Clips of 256 MB or more are read from the (memory-mapped) array as the datasets are
+    iterated: the same examples, in the same order, as the sliced tensors of small arrays."""
+    from types import SimpleNamespace
+
+    from apps.vision import data as vision_data
+
+    clips, labels = motion.make_clips("train", 12, seed=5)
+    np.save(tmp_path / "clips.npy", clips)
+    mapped = np.load(tmp_path / "clips.npy", mmap_mode="r")
+    cfg = SimpleNamespace(validation_split=0.25, seed=0)
+
+    def examples(x):
+        data = vision_data.arrays_data(cfg, x, labels, x[:3], labels[:3], motion.CLASSES, "test")
+        return [[(a.numpy(), int(b)) for a, b in ds] for ds in (data.train, data.val, data.test)], data.info
+
+    small, small_info = examples(clips)
+    monkeypatch.setattr(vision_data, "LARGE_ARRAY_BYTES", 0)
+    large, large_info = examples(mapped)
+    assert (large_info.num_train, large_info.num_val, large_info.num_test) == (9, 3, 3) == \
+        (small_info.num_train, small_info.num_val, small_info.num_test)
+    for got, want in zip(large, small):
+        assert len(got) == len(want) and all(np.array_equal(a, c) and b == d for (a, b), (c, d) in zip(got, want))
+    spec = vision_data.arrays_data(cfg, mapped, labels, mapped[:3], labels[:3], motion.CLASSES, "t").train.element_spec
+    assert tuple(spec[0].shape) == (16, 64, 64, 3) and spec[0].dtype.name == "uint8" and tuple(spec[1].shape) == ()
