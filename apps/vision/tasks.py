@@ -7,10 +7,10 @@ from apps.vision.detection_data import build_detect_data, build_segment_data
 from apps.vision.models import build_classifier, build_video_classifier
 from shared.data.images import load_image_file
 from shared.data.video import read_video
+from shared.errors import UserError
 from shared.evaluation.classification import classification_report, render_label
 from shared.image_tasks import DetectorFields, SegmenterFields, detection_task, segmentation_task
 from shared.tasks import classifier_task, task_registry
-from shared.errors import UserError
 from shared.training.config import TrainConfig
 
 TASKS = task_registry("vision")
