@@ -29,7 +29,7 @@ class ClassifyConfig(TrainConfig, ImageDataFields):
     synthetic_from: str = ""  # a synthesize run: its generated images join the training split
     synthetic_ratio: float = 1.0  # with --synthetic-from: generated images per real training image
     label_smoothing: float = 0.0  # target (1 - e) one-hot + e / classes
-    test_time_flip: bool = True  # with --augment flip: evaluate, predict and export the mean of the image's and its mirror's probabilities
+    test_time_flip: bool = True  # with --augment flip: serve the mean of the image's and its mirror's probabilities
     epochs: int = 13
     batch_size: int = 128
     lr_schedule: str = "cosine"
@@ -206,7 +206,8 @@ class FaceDetectConfig(DetectConfig):
 def face_detect():
     from apps.vision.face_detection import calibrate_score_threshold, face_detection_report
 
-    task = detection_task(FaceDetectConfig, build_detect_data, "face detection (LFW faces on photos; Haar peer)",
+    task = detection_task(FaceDetectConfig, build_detect_data,
+                          "face detection (LFW faces on photos; Haar and window-pyramid peers)",
                           report=face_detection_report)
     task.calibrate = calibrate_score_threshold
     return task
