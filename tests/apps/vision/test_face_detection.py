@@ -1,6 +1,7 @@
 """Vision face_detect: the face scenes are deterministic, keep train and test faces apart and
-box only faces; precision/recall at IoU 0.5 count as defined; the Haar peer finds real faces; the window pyramid scores every window and maps it back;
-a short run reports both on held-out scenes and on the real photographs."""
+box only faces; precision/recall at IoU 0.5 count as defined; the Haar peer finds real faces;
+the window pyramid scores every window and maps it back; a short run reports ours and the
+peers on held-out scenes and on the real photographs."""
 
 import json
 
