@@ -231,7 +231,9 @@ def _explain(run, task, info, args):
         return task.explain(run, load_model(run), info, args)
     if info is not None and info.input_dtype == "string" and info.preprocess is not None:
         return _explain_text(run, info, args)
-    if info is None or len(info.input_shape) != 3 or task.serving is not None:
+    from shared.evaluation.classification import decode_probabilities
+
+    if info is None or len(info.input_shape) != 3 or task.decode is not decode_probabilities:  # image classifiers
         raise UserError(f"{run.path}: explain works on image classifier and text runs; this is a {run.task} run")
     args.method = args.method or "gradcam"
     images = np.stack([task.load_input(path, info) for path in args.inputs])

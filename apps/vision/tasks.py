@@ -198,7 +198,7 @@ class FaceDetectConfig(DetectConfig):
     @classmethod
     def tiny(cls):
         cfg = super().tiny()
-        cfg.window_peer_scenes = 100
+        cfg.window_peer_scenes = 30
         return cfg
 
 

@@ -114,7 +114,7 @@ def test_window_training_set_has_faces_and_non_overlapping_negatives():
 def test_tiny_run_reports_the_window_pyramid_peer(tiny_runs):
     _, run = tiny_runs("vision", "face_detect")
     test = json.loads((run / "metrics.json").read_text())["test"]
-    assert test["window_pyramid"]["train_scenes"] == 100 and 0.05 <= test["window_pyramid"]["score_threshold"] <= 0.999
+    assert test["window_pyramid"]["train_scenes"] == 30 and 0.05 <= test["window_pyramid"]["score_threshold"] <= 0.999
     for name in ("test_scenes", "real_photos"):
         rows = test[name]
         assert rows["window_pyramid"]["objects"] == rows["ours"]["objects"] == rows["haar_cascade"]["objects"]
