@@ -1,11 +1,11 @@
 """The other face-detection design: a face / non-face classifier of 24x24 windows slid over an
 image pyramid, then non-maximum suppression (Rowley-Kanade style). It is measured beside the
-detector (`face_detection_report`), trained on the same training scenes:
-positives are the scenes' face squares (with small shifts and scales, and mirrored),
-negatives windows of those scenes that overlap no face (IoU < 0.3), the pasted non-faces
-among them. The classifier is fully convolutional, so one call scores every window of a
-pyramid level; its score threshold is chosen on the validation scenes (best F1), as the
-detector's is."""
+detector (`face_detection_report`), trained on the same training scenes: positives are the
+scenes' face squares (with small shifts and scales, and mirrored), negatives windows that
+overlap no face (IoU < 0.3: random ones, the pasted non-faces among them, and near misses),
+then once more with the false detections of the first fit (hard negatives). The classifier
+is fully convolutional, so one call scores every window of a pyramid level; its score
+threshold is chosen on the validation scenes (best F1), as the detector's is."""
 
 import keras
 import numpy as np
