@@ -45,7 +45,7 @@ def _trimmed(outputs):
 
 
 def _truth(gt_boxes, gt_classes):
-    """`predict_detections`' padded true boxes, per image without the padding."""
+    """Padded true boxes (`predict_detections`', the scenes'), per image without the padding."""
     return [b[c >= 0] for b, c in zip(gt_boxes, gt_classes)]
 
 
@@ -82,8 +82,7 @@ def window_pyramid_peer(scenes):
     n = min(len(train["images"]), scenes["count"])
     model = train_window_classifier(*(np.asarray(train[k][:n]) for k in ("images", "boxes", "classes")),
                                     seed=scenes["seed"])
-    threshold, f1, _ = best_f1_threshold([b[c >= 0] for b, c in zip(val["boxes"], val["classes"])],
-                                         *pyramid_detect(model, val["images"]))
+    threshold, f1, _ = best_f1_threshold(_truth(val["boxes"], val["classes"]), *pyramid_detect(model, val["images"]))
     summary = {"train_scenes": n, "score_threshold": threshold, "val_f1": f1, "params": model.count_params(),
                "seconds": round(time.perf_counter() - t0, 1)}
     return (lambda images: pyramid_detect(model, images)), threshold, summary
