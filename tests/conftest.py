@@ -1,8 +1,11 @@
 """Shared fixtures: run the installed console scripts in a private DLSUITE_HOME."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -15,6 +18,30 @@ def run_command(args, home, timeout=900, env=None, **kwargs):
     full_env.pop("TF_CONFIG", None)
     return subprocess.run([os.path.join(BIN, args[0]), *map(str, args[1:])], capture_output=True, text=True,
                           timeout=timeout, env=full_env, **kwargs)
+
+
+def run_main(args, home, env=None):
+    """`run_command` without a new process, for the many one-line-error checks: the console
+    script's `main(argv)` runs here with the same environment, its output captured, and
+    returns a CompletedProcess. (A new process costs ~4.5 s of TensorFlow import; that the
+    terminal shows no TensorFlow start-up lines is checked with real processes in test_cli.)"""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name=args[0])
+    saved, out, err = dict(os.environ), io.StringIO(), io.StringIO()
+    os.environ.update({"DLSUITE_HOME": str(home), "DLSUITE_VERBOSE": "1", **(env or {})})  # verbose: fd 2 stays
+    os.environ.pop("TF_CONFIG", None)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                code = script.load()([str(a) for a in args[1:]])
+            except SystemExit as e:  # --help
+                code = e.code
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def error_line(result):
@@ -66,6 +93,7 @@ SAME_WORKER = {
     "test_cli.py": "apps/vision/test_end_to_end.py",
     "apps/vision/test_video.py": "apps/vision/test_end_to_end.py",
     "apps/vision/test_synthesize.py": "apps/vision/test_end_to_end.py",
+    "apps/vision/test_face_detection.py": "apps/vision/test_end_to_end.py",
     "apps/nlp/test_pretrain.py": "apps/nlp/test_end_to_end.py",
     "apps/speech/test_kws.py": "apps/speech/test_end_to_end.py",
     "apps/speech/test_asr.py": "apps/speech/test_end_to_end.py",
@@ -81,7 +109,7 @@ LONG_FIRST = (  # seconds of one worker's time, measured: 310, 250, 250, 220, 18
     "shared/training/test_distributed.py", "apps/nlp/test_generate.py", "apps/driving/test_end_to_end.py",
     "apps/nlp/test_sentiment.py",
     "apps/nlp/test_end_to_end.py", "apps/healthcare/test_end_to_end.py", "apps/healthcare/test_imaging.py",
-    "apps/healthcare/test_treatment.py", "apps/vision/test_face_detection.py", "apps/vision/test_faces.py",
+    "apps/healthcare/test_treatment.py", "apps/vision/test_faces.py",
     "test_bench.py",
 )
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from apps.vision.data import load_fashion_mnist
-from tests.conftest import BIN, error_line, run_command
+from tests.conftest import BIN, error_line, run_command, run_main
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_user_errors_are_one_line(trained, tmp_path, case):
         "missing_config_file": (["train", "classify", "--config", tmp_path / "none.yaml"], "none.yaml: no such file"),
         "bad_quantize": (["export", run, "--format", "tflite", "--quantize", "int4"], "invalid choice: 'int4'"),
     }[case]
-    line = error_line(run_command(["dl-vision", *args], home))
+    line = error_line(run_main(["dl-vision", *args], home))
     assert line.startswith("dl-vision: error: ") and expected in line, line
 
 
@@ -220,7 +220,7 @@ def test_failed_start_leaves_no_run(tmp_path, flags, expected):
     """A user error found while starting leaves no run directory that a later command would resume."""
     args = ["dl-vision", "train", "classify", "--tiny", *flags]
     for _ in range(2):  # the same command again fails the same way, not by resuming a half-made run
-        line = error_line(run_command(args, tmp_path))
+        line = error_line(run_main(args, tmp_path))
         assert expected in line, line
         assert not list((tmp_path / "saved_models").glob("vision/classify/*"))
         assert not list((tmp_path / "tensorboard_logs").glob("vision/classify/*"))

@@ -13,7 +13,7 @@ from apps.driving.perception import lane_metrics
 from apps.driving.record import read_manifest, record
 from apps.driving.recordings import episode_split, load_steps
 from shared.errors import UserError
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +158,9 @@ def test_view_writes_a_clip_of_a_recorded_episode(recording, tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    line = error_line(run_command(["dl-drive", "train", "policy", "--data", f"record:{tmp_path}/none"], tmp_path))
+    line = error_line(run_main(["dl-drive", "train", "policy", "--data", f"record:{tmp_path}/none"], tmp_path))
     assert "no such recording directory" in line
-    line = error_line(run_command(["dl-drive", "view", str(tmp_path), "--out", tmp_path / "x.gif"], tmp_path))
+    line = error_line(run_main(["dl-drive", "view", str(tmp_path), "--out", tmp_path / "x.gif"], tmp_path))
     assert "not a finished recording" in line
     # a machine without the simulator: highway_env cannot be imported
     shim = tmp_path / "shim" / "highway_env"
@@ -181,7 +181,7 @@ def test_view_draws_a_runs_predictions_on_a_test_episode(tiny_runs, tmp_path):
     with Image.open(tmp_path / "lanes.gif") as gif:
         assert gif.n_frames >= 1 and gif.size == (576, 288)
     _, policy = tiny_runs("drive", "policy")
-    line = error_line(run_command(["dl-drive", "view", policy, "--out", tmp_path / "p.gif"], home))
+    line = error_line(run_main(["dl-drive", "view", policy, "--out", tmp_path / "p.gif"], home))
     assert "a policy run" in line
 
 
@@ -210,5 +210,5 @@ def test_predict_reads_observation_files_and_names_the_action(tiny_runs, tmp_pat
     assert len(rows) == 3 and all(r["action"] in simulator.ACTIONS for r in rows)
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
     (tmp_path / "bad.json").write_text("[1, 2]")
-    line = error_line(run_command(["dl-drive", "predict", run, tmp_path / "bad.json"], home))
+    line = error_line(run_main(["dl-drive", "predict", run, tmp_path / "bad.json"], home))
     assert "expected an observation of shape [5, 5]" in line

@@ -12,7 +12,7 @@ from apps.healthcare.records import SUPPORT_LEAKAGE, support
 from apps.healthcare.tasks import RiskConfig
 from shared.data.tabular import fit_columns, infer_schema, input_name, records
 from shared.errors import UserError
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 
 def _cfg(**overrides):
@@ -189,6 +189,6 @@ def test_bench_reports_the_run_beside_both_sklearn_peers(risk_run):
 def test_bad_csv_is_one_line_and_exit_2(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("a,b\n1,2\n")
-    result = run_command(["dl-health", "train", "risk", "--tiny", "--data", f"csv:{path}", "--target", "y"], tmp_path)
+    result = run_main(["dl-health", "train", "risk", "--tiny", "--data", f"csv:{path}", "--target", "y"], tmp_path)
     assert result.returncode == 2 and "--target y: no such column" in error_line(result)
     assert not (tmp_path / "saved_models").exists()

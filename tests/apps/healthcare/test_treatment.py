@@ -11,7 +11,7 @@ import tensorflow as tf
 from apps.healthcare.tasks import TreatmentConfig
 from apps.healthcare.treatment import IHDP_COVARIATES, _ipm, build_treatment_data, realisation_splits, targeted_effect
 from shared.data.tabular import input_name
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 
 def test_ihdp_realisations_have_their_own_splits_and_known_effects():
@@ -104,7 +104,7 @@ def test_recommend_prints_arm_benefit_and_interval(effect_run):
 def test_treatment_column_mistakes_are_one_line(tmp_path):
     path = tmp_path / "trial.csv"
     _constant_effect_csv(path, n=60)
-    result = run_command(["dl-health", "train", "treatment", "--tiny", "--data", f"csv:{path}", "--treatment", "x1",
+    result = run_main(["dl-health", "train", "treatment", "--tiny", "--data", f"csv:{path}", "--treatment", "x1",
                           "--outcome", "outcome"], tmp_path)
     assert result.returncode == 2 and "--treatment x1: expected 0/1 values" in error_line(result)
 

@@ -11,7 +11,7 @@ import pytest
 from shared.data.corpus import fortunes
 from apps.nlp.documents import load_documents, split_documents, stream, stream_of_windows, windows
 from apps.nlp.tasks import GenerateConfig
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 # Plain TensorFlow in a fresh interpreter (no dlsuite): both signatures, exactly as a user calls them.
 PLAIN_TF = r"""
@@ -119,9 +119,9 @@ def test_generate_command_streams_the_greedy_text(lm_run, lm_home):
                           lm_home)
     rows = [json.loads(line) for line in sampled.stdout.splitlines()]
     assert [r["prompt"] for r in rows] == ["A", "B"] and all(r["text"] == r["prompt"] + r["continuation"] for r in rows)
-    line = error_line(run_command(["dl-nlp", "generate", lm_run, "x", "--max-new-tokens", "64"], lm_home))
+    line = error_line(run_main(["dl-nlp", "generate", lm_run, "x", "--max-new-tokens", "64"], lm_home))
     assert line == "dl-nlp: error: --max-new-tokens: this model attends over 64 bytes; expected at most 63"
-    line = error_line(run_command(["dl-nlp", "generate", lm_run, "x", "--p", "0"], lm_home))
+    line = error_line(run_main(["dl-nlp", "generate", lm_run, "x", "--p", "0"], lm_home))
     assert line == "dl-nlp: error: --p: expected a probability in (0, 1]; got 0.0"
 
 
@@ -136,7 +136,7 @@ def test_text_data_errors_are_one_line(tmp_path):
     ok.write_text("one paragraph\n\nand another\n")
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("caf\xe9\n\n".encode("latin-1") * 5)
-    line = error_line(run_command(["dl-nlp", "train", "generate", "--tiny", "--data", f"text:{empty}"], tmp_path))
+    line = error_line(run_main(["dl-nlp", "train", "generate", "--tiny", "--data", f"text:{empty}"], tmp_path))
     assert line == f"dl-nlp: error: --data text:{empty}: the file is empty"
     assert not (tmp_path / "saved_models" / "nlp" / "generate").exists() or not any(
         (tmp_path / "saved_models" / "nlp" / "generate").iterdir())  # a failed start leaves no run

@@ -8,7 +8,7 @@ import pytest
 
 from shared.data.corpus import fortunes, pydoc_paragraphs
 from apps.nlp.models import MaskTokens
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_main
 
 
 def test_corpus_documents_are_clean_english():
@@ -72,6 +72,6 @@ def test_init_from_copies_the_encoder_and_checks_the_flags(pretrained):
     for name in ("encoder_classifier_embedding", "encoder_classifier_encoder_layer0"):
         for a, b in zip(find_layer(model, name).get_weights(), find_layer(source, name).get_weights()):
             np.testing.assert_array_equal(a, b)
-    line = error_line(run_command(["dl-nlp", "train", "sentiment", "--tiny", "--init-from", run], home))
+    line = error_line(run_main(["dl-nlp", "train", "sentiment", "--tiny", "--init-from", run], home))
     assert line == (f"dl-nlp: error: --init-from {run}: pretrained with --model transformer_classifier_tiny; "
                     "pass --model transformer_classifier_tiny")

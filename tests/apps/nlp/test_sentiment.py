@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 # Plain TensorFlow in a fresh interpreter (no dlsuite, no tensorflow-text): what a user has.
 PLAIN_TF = r"""
@@ -94,7 +94,7 @@ def test_score_regression_exports_a_score(nlp_home):
 def test_csv_mistakes_print_one_line(tmp_path, content, flags, expected):
     path, home = tmp_path / "data.csv", tmp_path / "home"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    result = run_command(["dl-nlp", "train", "sentiment", "--tiny", "--data", f"csv:{path}", *flags], home)
+    result = run_main(["dl-nlp", "train", "sentiment", "--tiny", "--data", f"csv:{path}", *flags], home)
     assert error_line(result) == "dl-nlp: error: " + expected.format(path=path)
     assert not (home / "saved_models").exists() or not any((home / "saved_models").rglob("run.json"))
 

@@ -12,7 +12,7 @@ from apps.speech.recognition import asr_loss, error_rates, greedy_transcripts, w
 from apps.speech.tasks import AsrConfig
 from shared import architectures
 from shared.data.audio import write_wav
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 PHRASES = ("go left", "stop now", "turn the fan off", "say yes")
 
@@ -77,9 +77,9 @@ def test_transcribe_reads_any_wav_and_long_files_in_windows(asr_run, tmp_path):
     text.write_text("hello")
     for path, message in ((empty, "empty file (a WAV file expected)"),
                           (text, "not a WAV file (RIFF/WAVE header expected)")):
-        line = error_line(run_command(["dl-speech", "transcribe", run, short, path], home))
+        line = error_line(run_main(["dl-speech", "transcribe", run, short, path], home))
         assert line == f"dl-speech: error: {path}: {message}"
-    line = error_line(run_command(["dl-speech", "listen", run, short], home))
+    line = error_line(run_main(["dl-speech", "listen", run, short], home))
     assert line == f"dl-speech: error: {run}: a asr run; listen needs a kws run"
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from apps.vision.faces import (FacesConfig, build_faces_data, load_orl, orl_directory, read_orl_pgm,
                                split_people)
 from shared.evaluation.verification import pair_trials, rates_at, threshold_at_far, verification_metrics
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 
 def test_orl_is_whole_and_its_crlf_damage_is_undone(tmp_path):
@@ -170,10 +170,10 @@ def test_enrol_verify_identify(faces_run, tmp_path):
     assert result.returncode == 0 and len(rows) == 6
     assert all(r["match"] == (r["similarity"] >= r["threshold"]) for r in rows)
     assert np.mean([r["similarity"] for r in rows[:5]]) > rows[5]["similarity"]  # the same person is closer
-    line = error_line(run_command(["dl-vision", "faces", "verify", run, probes[0], "--name", "Nobody",
+    line = error_line(run_main(["dl-vision", "faces", "verify", run, probes[0], "--name", "Nobody",
                                    "--gallery", gallery], home))
     assert line.startswith("dl-vision: error: --name Nobody: not in") and names[a] in line
-    line = error_line(run_command(["dl-vision", "faces", "identify", run, probes[0], "--gallery",
+    line = error_line(run_main(["dl-vision", "faces", "identify", run, probes[0], "--gallery",
                                    tmp_path / "none.json"], home))
     assert "the gallery is empty" in line
 

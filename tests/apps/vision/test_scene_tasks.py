@@ -8,7 +8,7 @@ from PIL import Image
 
 from apps.vision.tasks import TASKS, ClassifyConfig, DetectConfig, SegmentConfig
 from shared.training import engine
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_detect_predict_out_draws_boxes(detect_run, scene_home, tmp_path):
     assert (box_colour > 100) == bool(row["detections"]), (box_colour, row["detections"])
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
-    line = error_line(run_command(["dl-vision", "predict", detect_run.path, corrupt], scene_home))
+    line = error_line(run_main(["dl-vision", "predict", detect_run.path, corrupt], scene_home))
     assert line == f"dl-vision: error: {corrupt}: not a readable image (PNG, JPEG, BMP or GIF expected)"
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shared.evaluation.generative import frechet_distance, label_accuracy
-from tests.conftest import error_line, run_command
+from tests.conftest import error_line, run_command, run_main
 
 
 def test_frechet_distance_matches_its_closed_form():
@@ -75,7 +75,7 @@ def test_generate_honours_the_label(tiny_runs, tmp_path):
     assert not np.array_equal(sneakers, bags)  # the label reaches the generator
     grid_png(sneakers, str(tmp_path / "expected.png"))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "grid.png")), np.asarray(Image.open(tmp_path / "expected.png")))
-    line = error_line(run_command(["dl-vision", "generate", run, "--label", "Hat", "--out", tmp_path / "x.png"], home))
+    line = error_line(run_main(["dl-vision", "generate", run, "--label", "Hat", "--out", tmp_path / "x.png"], home))
     assert "--label Hat: expected one of T-shirt/top" in line
 
 

@@ -133,7 +133,7 @@ def test_video_signature_and_predict_on_files_and_frame_folders(tiny_runs, tmp_p
     import subprocess
     import sys
 
-    from tests.conftest import error_line, run_command
+    from tests.conftest import error_line, run_command, run_main
 
     home, run = tiny_runs("vision", "video")
     code = f"""
@@ -159,7 +159,7 @@ print("ok")
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 2 and all(line["label"] in motion.CLASSES for line in lines)
     (tmp_path / "bad.mp4").write_bytes(b"nope")
-    line = error_line(run_command(["dl-vision", "predict", run, tmp_path / "bad.mp4"], home))
+    line = error_line(run_main(["dl-vision", "predict", run, tmp_path / "bad.mp4"], home))
     assert "bad.mp4: not a readable video" in line
 
 
