@@ -6,18 +6,31 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 FORTUNES := /usr/share/games/fortunes/fortunes
 ESPEAK := /usr/bin/espeak-ng
 MRICRON := /usr/share/mricron/templates/aal.nii.gz
+APERTIUM := /usr/share/apertium/modes/eng-spa.mode
+DEBS   := $(VENV)/debs
+L10N   := es fr de
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup demo test bench clean
 
-setup: $(VENV)/.installed $(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON)
+setup: $(VENV)/.installed $(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON) $(APERTIUM) $(DEBS)/.complete
 
 # Debian packages: Fashion-MNIST (vision), fortunes (English text for language models),
-# espeak-ng (the voices of the speech corpus), mricron-data (the Colin27 MRI and AAL atlas).
-$(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON):
-	@command -v apt-get >/dev/null || { echo "apt-get not found: install Debian's dataset-fashion-mnist, fortunes, espeak-ng and mricron-data by hand"; exit 1; }
+# espeak-ng (the voices of the speech corpus), mricron-data (the Colin27 MRI and AAL atlas),
+# apertium-eng-spa (the rule-based translation peer).
+$(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON) $(APERTIUM):
+	@command -v apt-get >/dev/null || { echo "apt-get not found: install Debian's dataset-fashion-mnist, fortunes, espeak-ng, mricron-data and apertium-eng-spa by hand"; exit 1; }
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist fortunes espeak-ng mricron-data
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist fortunes espeak-ng mricron-data apertium-eng-spa
+
+# Debian packages read as data only (LibreOffice's translations: the parallel text of
+# `dl-nlp train translate`): downloaded, not installed (that would pull in LibreOffice).
+$(DEBS)/.complete:
+	@command -v apt-get >/dev/null || { echo "apt-get not found: put libreoffice-l10n-{$(L10N)} .deb files into $(DEBS) by hand"; exit 1; }
+	mkdir -p $(DEBS)
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq
+	cd $(DEBS) && apt-get download -qq $(addprefix libreoffice-l10n-,$(L10N))
+	touch $@
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
