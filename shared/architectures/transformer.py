@@ -221,3 +221,26 @@ class TransformerSeq2Seq(ArgsConfig, keras.Model):
                          outputs=logits, name=name, **kwargs)
         for arg in self._ARGS:
             setattr(self, arg, locals()[arg])
+
+    def encoder_model(self):
+        """`encoder_tokens` int32 [N, S] -> `encoder_sequence` float [N, S, hidden_dim] (this
+        model's layers): decoding encodes once, then runs `decoder_model` per step."""
+        return keras.Model(self.input["encoder_tokens"],
+                           self.get_layer(f"seq2seq_encoder_layer{self.num_layers - 1}").output,
+                           name="seq2seq_encoder")
+
+    def decoder_model(self):
+        """{`encoder_tokens` [N, S] (for the padding mask), `encoder_sequence` [N, S, d],
+        `decoder_tokens` [N, T]} -> logits [N, T, decoder_vocabulary_size] (this model's layers)."""
+        enc_ids = keras.Input(shape=(None,), dtype="int32", name="encoder_tokens")
+        enc = keras.Input(shape=(None, self.hidden_dim), name="encoder_sequence")
+        dec_ids = keras.Input(shape=(None,), dtype="int32", name="decoder_tokens")
+        dec = self.get_layer("seq2seq_decoder_embedding")(dec_ids)
+        dec_mask, enc_mask = keras.ops.not_equal(dec_ids, 0), keras.ops.not_equal(enc_ids, 0)
+        for i in range(self.num_layers):
+            dec = self.get_layer(f"seq2seq_decoder_layer{i}")(
+                dec, encoder_sequence=enc, decoder_padding_mask=dec_mask, encoder_padding_mask=enc_mask,
+                use_causal_mask=True)
+        logits = self.get_layer("seq2seq_logits")(dec)
+        return keras.Model({"encoder_tokens": enc_ids, "encoder_sequence": enc, "decoder_tokens": dec_ids}, logits,
+                           name="seq2seq_decoder")
