@@ -9,6 +9,9 @@ from apps.nlp.documents import build_generate_data
 from apps.nlp.language_model import (build_language_model, decode_generations, generation_parity,
                                      language_model_report, language_model_serving, logits_core,
                                      next_token_accuracy, next_token_loss)
+from apps.nlp.translation import (build_translate_data, build_translation_model, decode_translations,
+                                  token_accuracy, token_loss, translation_core, translation_parity,
+                                  translation_report, translation_serving)
 from apps.nlp.models import (build_masked_lm, build_sentiment_model, embedding_serving, masked_accuracy,
                              masked_lm_loss, sentiment_serving)
 from shared.data.text import load_text
@@ -196,4 +199,66 @@ def generate():
         core=logits_core,
         parity=generation_parity,
         description="text generation with a byte-level GPT or LSTM (fortunes, text files, TFDS); bits per char",
+    )
+
+
+@dataclass
+class TranslateConfig(TrainConfig):
+    """Translation. `--data gettext:es|fr|de | tsv:PATH | tfds:NAME` (English -> the language for gettext)."""
+
+    data: str = "gettext:es"
+    data_dir: str = ""
+    download: bool = False
+    model: str = "transformer_seq2seq_small"
+    vocabulary_size: int = 8000  # WordPiece pieces at most (the learner may stop below)
+    shared_vocabulary: bool = True  # one vocabulary for both languages (names, numbers, placeholders copy)
+    sequence_length: int = 64  # subword pieces per sentence, each side
+    label_smoothing: float = 0.1
+    beam_size: int = 4  # the export's and evaluation's beam search (1: greedy)
+    length_penalty: float = 1.0  # hypotheses ranked by log-prob / length ** this
+    max_test_sentences: int = 0  # 0: the whole test split
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    early_stopping_patience: int = 3
+
+    @classmethod
+    def tiny(cls):
+        return cls(model="transformer_seq2seq_tiny", epochs=2, batch_size=32, max_train_examples=512,
+                   max_test_sentences=32, vocabulary_size=400, sequence_length=32, beam_size=2,
+                   steps_per_execution=4, export="", early_stopping_patience=0)
+
+    def validate(self):
+        super().validate()
+        if self.vocabulary_size < 16:
+            raise UserError(f"--vocabulary-size: expected at least 16 pieces; got {self.vocabulary_size}")
+        if self.sequence_length < 4:
+            raise UserError(f"--sequence-length: expected at least 4 pieces; got {self.sequence_length}")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing: expected a fraction in [0, 1); got {self.label_smoothing}")
+        if self.beam_size < 1:
+            raise UserError(f"--beam-size: expected a positive number; got {self.beam_size}")
+        if self.max_test_sentences < 0:
+            raise UserError(f"--max-test-sentences: expected 0 (all) or a positive number; got {self.max_test_sentences}")
+        return self
+
+
+@TASKS.register("translate")
+def translate():
+    return Task(
+        config=TranslateConfig,
+        data=build_translate_data,
+        model=build_translation_model,
+        loss=lambda cfg, info: token_loss(cfg.label_smoothing),
+        step_metrics={"token_accuracy": token_accuracy},
+        metrics=translation_report,
+        decode=decode_translations,
+        load_input=load_text,
+        monitor="val_loss",
+        serving=translation_serving,
+        core=translation_core,
+        parity=translation_parity,
+        description="translation: Transformer encoder-decoder on WordPiece subwords, beam search in the export "
+                    "(LibreOffice's en->es/fr/de catalogs, TSV, TFDS); BLEU and chrF",
     )

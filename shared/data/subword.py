@@ -16,6 +16,8 @@ or of more than `MAX_WORD_CHARS` characters, is one `[UNK]`.
 Ids: 0 `[PAD]`, 1 `[UNK]`, 2 `[START]`, 3 `[END]`, then the learned pieces.
 """
 
+import os
+
 import keras
 
 RESERVED = ("[PAD]", "[UNK]", "[START]", "[END]")
@@ -43,28 +45,25 @@ class WordPieceTokenizer(keras.layers.Layer):
     `[START]`/`[END]` around them when `add_start_end`."""
 
     def __init__(self, vocabulary, sequence_length=None, add_start_end=False, **kwargs):
+        kwargs.pop("trainable", None), kwargs.pop("dtype", None)  # fixed: a saved config carries them
         super().__init__(trainable=False, dtype="int32", **kwargs)
         self.vocabulary, self.sequence_length, self.add_start_end = list(vocabulary), sequence_length, add_start_end
         if list(self.vocabulary[:len(RESERVED)]) != list(RESERVED):
             raise ValueError(f"`vocabulary` must start with {RESERVED}. Received: {self.vocabulary[:4]}")
         pieces = [p[len(SUFFIX):] if p.startswith(SUFFIX) else p for p in self.vocabulary[len(RESERVED):]]
         self.max_piece_chars = max([len(p) for p in pieces] or [1])
-        self._table = None
-
-    def _lookup(self):
         import tensorflow as tf
 
-        if self._table is None:
-            keys = tf.constant(self.vocabulary[len(RESERVED):])
-            self._table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(keys, tf.range(len(RESERVED), len(self.vocabulary), dtype=tf.int32)),
+        with tf.init_scope():  # a resource made eagerly, tracked by the layer (tf.data and SavedModel capture it)
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(self.vocabulary[len(RESERVED):]),
+                                                    tf.range(len(RESERVED), len(self.vocabulary), dtype=tf.int32)),
                 default_value=-1)
-        return self._table
 
     def call(self, text):
         import tensorflow as tf
 
-        ids = wordpiece_ids(tf.convert_to_tensor(text), self._lookup(), self.max_piece_chars)
+        ids = wordpiece_ids(tf.convert_to_tensor(text), self.table, self.max_piece_chars)
         if self.sequence_length is not None:  # truncated so that [START]/[END] still fit
             ids = ids[:, :self.sequence_length - (2 if self.add_start_end else 0)]
         if self.add_start_end:
@@ -137,3 +136,17 @@ def detokenize(token_ids, vocabulary):
     pieces = tf.where(suffix, tf.strings.regex_replace(pieces, "^##", ""), tf.strings.join([" ", pieces]))
     pieces = tf.where(keep, pieces, "")
     return tf.strings.regex_replace(tf.strings.reduce_join(pieces, axis=-1), "^ ", "")
+
+
+def write_vocabularies(preprocess, directory):
+    """Writes `<name>_vocabulary.txt` (line number = id) for each `<name>_tokenizer`
+    WordPiece layer of a preprocess model; returns the paths (none for other tokenizers)."""
+    from shared.export.atomic import atomic_write_text
+
+    paths = []
+    for layer in preprocess.layers:
+        if isinstance(layer, WordPieceTokenizer):
+            path = os.path.join(directory, f"{layer.name.removesuffix('_tokenizer')}_vocabulary.txt")
+            atomic_write_text(path, "".join(f"{piece}\n" for piece in layer.vocabulary))
+            paths.append(path)
+    return paths

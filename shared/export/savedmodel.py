@@ -82,8 +82,14 @@ def export_savedmodel(model: "keras.Model", path: str | os.PathLike, batch_size:
     serving = as_serving_model(model)
     specs = input_specs(serving, batch_size)
 
+    names = [s.name for s in specs]
+    by_key = ({key: names.index(tensor.name) for key, tensor in serving.input.items()}
+              if isinstance(serving.input, dict) else None)
+
     def serve(*args):  # the signature's arguments are named by the specs
-        return serving(args[0] if len(args) == 1 else list(args), training=False)
+        if len(args) == 1:
+            return serving(args[0], training=False)
+        return serving({k: args[i] for k, i in by_key.items()} if by_key else list(args), training=False)
 
     archive = keras.export.ExportArchive()
     archive.track(serving)

@@ -285,6 +285,8 @@ def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None,
 
 def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, verbose=True):
     """Exports a run's serving model (atomic, verified); records the results in metrics.json and the card."""
+    import tensorflow as tf
+
     from shared.evaluation.predict import take_inputs
     from shared.export import ExportError, export_run
 
@@ -300,7 +302,8 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
     whole = preprocess is None and task.core is None  # TFLite can carry the serving graph itself
     parts = [(serving, [f for f in formats if whole or f != "tflite"], calibration, heldout)]
     if not whole and "tflite" in formats:
-        core = lambda x: None if x is None or preprocess is None else np.asarray(preprocess(x))  # noqa: E731
+        core = lambda x: None if x is None or preprocess is None else tf.nest.map_structure(  # noqa: E731
+            np.asarray, preprocess(x))
         parts.append((task.serving_model(model, data.info, raw=False), ["tflite"],
                       calibration if preprocess is None else core(calibration),
                       heldout if preprocess is None else core(heldout)))
@@ -335,11 +338,15 @@ def write_preprocess_recipe(preprocess, directory):
     encoder, `vocabulary.txt` for a tokenizer."""
     from shared.architectures.tabular import find_encoder
 
+    from shared.data.subword import write_vocabularies
+
     encoder = find_encoder(preprocess)
     if encoder is not None:
         from shared.data.tabular import write_feature_spec
 
         return write_feature_spec(encoder, directory)
+    if write_vocabularies(preprocess, directory):
+        return directory
     from shared.data.text import write_vocabulary
 
     return write_vocabulary(preprocess, directory)

@@ -1,0 +1,302 @@
+"""The `translate` task: a Transformer encoder-decoder (`transformer_seq2seq_*`) over WordPiece
+subwords, trained with teacher forcing and label smoothing; greedy and beam-search decoding
+inside the graph; BLEU and chrF by sacrebleu.
+
+Data flow: raw examples are `{"source": text, "target": text}`; the data's `preprocess` (the
+two tokenizers, saved with the run) makes `{"encoder_tokens", "decoder_tokens"}` (the target
+after `[START]`) in tf.data, and the labels are the target's pieces then `[END]`.
+"""
+
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+
+from shared.data.subword import END, PAD, START
+
+SAMPLES = 5  # test sentences shown in metrics.json and TensorBoard
+USAGE = [
+    "SavedModel `serving_default(text: string[N]) -> {translation: string[N]}`: beam search (the run's "
+    "`--beam-size` and `--length-penalty`) inside the graph, WordPiece tokenizing and detokenizing in core TF ops.",
+    "TFLite (`model.tflite`): the encoder and a decoder pass, `encoder_tokens` int32 [1, S] and `decoder_tokens` "
+    "int32 [1, T] -> `logits` [1, T, V]. Ids come from `source_vocabulary.txt` / `target_vocabulary.txt` (id = line "
+    "number; WordPiece, `##` continues a word). The loop beside it: decoder_tokens = [2 ([START])], then repeatedly "
+    "append the argmax of the logits at the last real position until 3 ([END]).",
+]
+
+
+# --- data ------------------------------------------------------------------------------------
+def _vocabularies(cfg, train):
+    """(source vocabulary, target vocabulary) learned on the training pairs; cached in the data
+    cache by their content, so a run's evaluation and export rebuild it instantly."""
+    from shared.data.cache import data_cache
+    from shared.data.subword import learn_vocabulary
+
+    key = hashlib.sha1(json.dumps([train, cfg.vocabulary_size, cfg.shared_vocabulary]).encode("utf-8")).hexdigest()
+    path = data_cache("translate", "vocabularies", f"{key[:20]}.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            return tuple(json.load(f))
+    sources, targets = [s for s, _ in train], [t for _, t in train]
+    if cfg.shared_vocabulary:
+        shared = learn_vocabulary(sources + targets, cfg.vocabulary_size)
+        pair = (shared, shared)
+    else:
+        pair = (learn_vocabulary(sources, cfg.vocabulary_size), learn_vocabulary(targets, cfg.vocabulary_size))
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(pair, f, ensure_ascii=False)
+    os.replace(tmp, path)
+    return pair
+
+
+def translation_tokenizer(source_vocabulary, target_vocabulary, sequence_length):
+    """The data's `preprocess`: {`source`, `target`} strings -> {`encoder_tokens`,
+    `decoder_tokens`} int32 [N, sequence_length] (the target after [START], truncated)."""
+    from shared.data.subword import WordPieceTokenizer
+
+    source = keras.Input(shape=(), dtype="string", name="source")
+    target = keras.Input(shape=(), dtype="string", name="target")
+    encoder_tokens = WordPieceTokenizer(source_vocabulary, sequence_length, name="source_tokenizer")(source)
+    target_ids = WordPieceTokenizer(target_vocabulary, sequence_length + 1, add_start_end=True,
+                                    name="target_tokenizer")(target)
+    decoder_tokens = keras.layers.Identity(name="decoder_tokens")(target_ids[:, :-1])
+    return keras.Model({"source": source, "target": target},
+                       {"encoder_tokens": keras.layers.Identity(name="encoder_tokens")(encoder_tokens),
+                        "decoder_tokens": decoder_tokens}, name="translation_tokenizer")
+
+
+def tokenizers(preprocess):
+    """(source, target) `WordPieceTokenizer` layers of a translation run's preprocess model."""
+    return preprocess.get_layer("source_tokenizer"), preprocess.get_layer("target_tokenizer")
+
+
+def build_translate_data(cfg):
+    """Unbatched ({"source", "target"} strings, label ids int32 [sequence_length]) datasets."""
+    import tensorflow as tf
+
+    from apps.nlp.parallel import load_parallel
+    from shared.tasks import Data, DataInfo
+
+    splits = load_parallel(cfg.data, cfg.data_dir, cfg.download)
+    train = splits["train"]
+    if cfg.max_train_examples and cfg.max_train_examples < len(train):  # before the vocabulary is learned
+        train = [train[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.max_train_examples])]
+    test = splits["test"][:cfg.max_test_sentences] if cfg.max_test_sentences else splits["test"]
+    source_vocabulary, target_vocabulary = _vocabularies(cfg, train)
+    preprocess = translation_tokenizer(source_vocabulary, target_vocabulary, cfg.sequence_length)
+    _, target_tokenizer = tokenizers(preprocess)
+
+    def make(pairs):
+        sources, targets = (tf.constant([p[i] for p in pairs], tf.string, shape=[len(pairs)]) for i in (0, 1))
+        return tf.data.Dataset.from_tensor_slices(({"source": sources, "target": targets},
+                                                   target_tokenizer(targets)[:, 1:]))
+
+    info = DataInfo(input_shape=(), input_dtype="string", num_train=len(train), num_val=len(splits["validation"]),
+                    num_test=len(test), preprocess=preprocess,
+                    source=f"{cfg.data}: {len(train)} train / {len(splits['validation'])} validation / {len(test)} "
+                           "test sentence pairs (split by source sentence)",
+                    extra={"train_limited": True, "source_vocabulary_size": len(source_vocabulary),
+                           "target_vocabulary_size": len(target_vocabulary),
+                           "saved": {"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty}})
+    return Data(make(train), make(splits["validation"]), make(test), info)
+
+
+# --- model and loss ----------------------------------------------------------------------------
+def build_translation_model(cfg, info):
+    """{encoder_tokens, decoder_tokens} int32 [N, L] -> next-piece logits [N, L, target vocabulary]."""
+    from shared import architectures
+    from shared.errors import UserError
+
+    if architectures.architecture_of(cfg.model) != "transformer_seq2seq":
+        raise UserError(f"--model {cfg.model}: translate needs a transformer_seq2seq* model")
+    return architectures.build(cfg.model, encoder_vocabulary_size=info.extra["source_vocabulary_size"],
+                               decoder_vocabulary_size=info.extra["target_vocabulary_size"],
+                               sequence_length=cfg.sequence_length)
+
+
+def token_loss(label_smoothing=0.0):
+    """Per-example mean cross-entropy over the non-padding target pieces, with label smoothing
+    ε: (1 - ε)·(−log p(y)) + ε·mean over the vocabulary of (−log p)."""
+
+    def loss(y_true, y_pred):
+        log_probs = keras.ops.log_softmax(keras.ops.cast(y_pred, "float32"), axis=-1)
+        y = keras.ops.cast(y_true, "int32")
+        nll = -keras.ops.take_along_axis(log_probs, keras.ops.expand_dims(y, -1), axis=-1)[..., 0]
+        per_token = (1 - label_smoothing) * nll - label_smoothing * keras.ops.mean(log_probs, axis=-1)
+        mask = keras.ops.cast(keras.ops.not_equal(y, PAD), "float32")
+        return keras.ops.sum(per_token * mask, -1) / keras.ops.maximum(keras.ops.sum(mask, -1), 1.0)
+
+    return loss
+
+
+def token_accuracy(y_true, y_pred):
+    from shared.architectures.base import weighted_mean
+
+    y = keras.ops.cast(y_true, "int32")
+    hit = keras.ops.cast(keras.ops.equal(keras.ops.cast(keras.ops.argmax(y_pred, -1), "int32"), y), "float32")
+    return weighted_mean(hit, keras.ops.not_equal(y, PAD))
+
+
+# --- decoding ------------------------------------------------------------------------------------
+class Translator:
+    """Text -> text with a trained seq2seq model and its tokenizers: beam search (`beam_size`
+    1 = greedy decoding) in one graph function."""
+
+    def __init__(self, seq2seq, preprocess, beam_size=4, length_penalty=1.0):
+        import tensorflow as tf
+
+        self.seq2seq, self.beam_size, self.length_penalty = seq2seq, int(beam_size), float(length_penalty)
+        self.source_tokenizer, self.target_tokenizer = tokenizers(preprocess)
+        self.encoder, self.decoder = seq2seq.encoder_model(), seq2seq.decoder_model()
+        self.max_length = seq2seq.sequence_length - 1
+        self.translate = tf.function(self.__call__, input_signature=[tf.TensorSpec([None], tf.string)])
+
+    def ids(self, text, greedy=False):
+        """(target piece ids int32 [N, max_length], summed log-prob [N], lengths [N]) of string [N]."""
+        import tensorflow as tf
+
+        from shared.decoding import beam_search, greedy_decode
+
+        source = self.source_tokenizer(text)
+        k = 1 if greedy else self.beam_size
+        source = tf.repeat(source, k, axis=0)
+        sequence = self.encoder(source)
+
+        def next_log_probs(prefix, step):
+            logits = self.decoder({"encoder_tokens": source, "encoder_sequence": sequence, "decoder_tokens": prefix})
+            return tf.nn.log_softmax(tf.cast(logits[:, -1], tf.float32))
+
+        n = tf.shape(text)[0]
+        if greedy:
+            return greedy_decode(next_log_probs, n, self.max_length, START, END)
+        return beam_search(next_log_probs, n, self.max_length, START, END, k, self.length_penalty)
+
+    def __call__(self, text, greedy=False):
+        from shared.data.subword import detokenize
+
+        tokens, _, _ = self.ids(text, greedy)
+        return detokenize(tokens, self.target_tokenizer.vocabulary)
+
+    def texts(self, sources, greedy=False, batch_size=64):
+        """Translations (str) of a list of sentences, in batches."""
+        import tensorflow as tf
+
+        call = tf.function(lambda t: self(t, greedy), input_signature=[tf.TensorSpec([None], tf.string)])
+        out = []
+        for i in range(0, len(sources), batch_size):
+            out += [t.decode("utf-8") for t in call(tf.constant(sources[i:i + batch_size])).numpy()]
+        return out
+
+
+def _beam(info):
+    """The run's (beam size, length penalty)."""
+    saved = info.extra.get("saved") or {}
+    return int(saved.get("beam_size", 4)), float(saved.get("length_penalty", 1.0))
+
+
+def _seq2seq(model):
+    from shared.tasks import trained_part
+
+    return trained_part(model)
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+def translation_report(model, ds, info, plots_dir):
+    """BLEU and chrF (sacrebleu, detokenized text) of beam search and of greedy decoding on the
+    test split; teacher-forced token accuracy and perplexity; a few sample translations."""
+    import sacrebleu
+    import time
+
+    cfg_beam, cfg_penalty = _beam(info)
+    examples = list(ds.as_numpy_iterator())
+    sources = [x["source"].decode("utf-8") for x, _ in examples]
+    references = [x["target"].decode("utf-8") for x, _ in examples]
+    translator = Translator(_seq2seq(model), info.preprocess, cfg_beam, cfg_penalty)
+    result = {"num_sentences": len(sources)}
+    for name, greedy in (("beam", False), ("greedy", True)):
+        started = time.perf_counter()
+        hypotheses = translator.texts(sources, greedy=greedy)
+        seconds = time.perf_counter() - started
+        result[name] = {**({"beam_size": cfg_beam, "length_penalty": cfg_penalty} if name == "beam" else {}),
+                        "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+                        "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+                        "ms_per_sentence": 1000 * seconds / max(len(sources), 1)}
+        if name == "beam":
+            result["samples"] = [{"source": s, "reference": r, "translation": h}
+                                 for s, r, h in zip(sources[:SAMPLES], references[:SAMPLES], hypotheses[:SAMPLES])]
+    result["bleu"], result["chrf"] = result["beam"]["bleu"], result["beam"]["chrf"]
+    result.update(_teacher_forced(model, ds, info))
+    return result, []
+
+
+def _teacher_forced(model, ds, info):
+    """Test loss without smoothing: perplexity per target piece, and next-piece accuracy."""
+    import math
+
+    nll, hits, count = 0.0, 0.0, 0
+    loss = token_loss(0.0)
+    for x, y in ds.batch(128):
+        logits = model(x, training=False)  # the end-to-end model: raw text pairs in
+        mask = np.asarray(y) != PAD
+        tokens = mask.sum(1)
+        nll += float(np.sum(np.asarray(loss(y, logits)) * tokens))
+        hits += float(np.sum(np.asarray(token_accuracy(y, logits)) * tokens))
+        count += int(tokens.sum())
+    return {"perplexity": math.exp(nll / max(count, 1)), "token_accuracy": hits / max(count, 1)}
+
+
+# --- serving and export ------------------------------------------------------------------------------
+def translation_serving(model, info):
+    """`serving_default(text: string[N]) -> {"translation": string[N]}` (beam search inside)."""
+    import tensorflow as tf
+
+    from shared.export.endpoints import Endpoints
+
+    translator = Translator(_seq2seq(model), info.preprocess, *_beam(info))
+
+    def serve(text):
+        return {"translation": translator(text)}
+
+    def verify_inputs(inputs):
+        return {"serving_default": {"text": np.asarray(inputs["source"], dtype=object)[:32]}}
+
+    return Endpoints({"serving_default": (serve, [tf.TensorSpec([None], tf.string, name="text")])},
+                     track=[_seq2seq(model), info.preprocess], verify_inputs=verify_inputs)
+
+
+def translation_core(model, info):
+    """The TFLite part: the encoder and a decoder pass over fixed lengths (see USAGE)."""
+    length = _seq2seq(model).sequence_length
+    encoder_tokens = keras.Input(shape=(length,), dtype="int32", name="encoder_tokens")
+    decoder_tokens = keras.Input(shape=(length,), dtype="int32", name="decoder_tokens")
+    logits = _seq2seq(model)({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens})
+    return keras.Model({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens},
+                       {"logits": keras.layers.Identity(name="logits")(logits)}, name="translation_core")
+
+
+def translation_parity(outputs, reference, fmt, quantize="none"):
+    """Translations: exact-match rate (1.0 required); the TFLite core: next-piece
+    probabilities by max |diff| and top-1 agreement."""
+    from shared.export.verify import compare, tolerance
+
+    if "logits" in reference:
+        tol = tolerance(fmt, quantize)
+        probs = [_softmax(np.asarray(d["logits"], np.float64)) for d in (outputs, reference)]
+        probs = [p.reshape(-1, p.shape[-1]) for p in probs]
+        return {**compare(*probs, tol), "tolerance": tol}
+    match = float(np.mean([a == b for a, b in zip(outputs["translation"], reference["translation"])]))
+    return {"translation_match": match, "tolerance": {"translation_match": 1.0}, "passed": match >= 1.0}
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def decode_translations(outputs, info):
+    texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
+             for t in np.asarray(outputs["translation"]).reshape(-1)]
+    return [{"translation": t, "summary": t} for t in texts]
