@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -42,6 +43,28 @@ def run_main(args, home, env=None):
         os.environ.clear()
         os.environ.update(saved)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+# Plain TensorFlow in a fresh interpreter (no dlsuite, no tensorflow-text): what a user has.
+PLAIN_TF = r"""
+import json, sys
+import tensorflow as tf
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+inputs = {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_input_signature[1].items()}
+outputs = {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_outputs.items()}
+texts = json.loads(sys.argv[2])
+result = {k: v.numpy().tolist() for k, v in fn(text=tf.constant(texts)).items()}
+print(json.dumps({"inputs": inputs, "outputs": outputs, "result": result}, default=lambda b: b.decode("utf-8")))
+"""
+
+
+def plain_tf_text(saved_model, texts):
+    """A SavedModel's `serving_default(text=…)` run by plain TensorFlow in a fresh interpreter:
+    {"inputs", "outputs": {name: [dtype, shape]}, "result": {name: values}}."""
+    out = subprocess.run([sys.executable, "-I", "-c", PLAIN_TF, str(saved_model), json.dumps(texts)],
+                         capture_output=True, text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def error_line(result):
@@ -95,6 +118,7 @@ SAME_WORKER = {
     "apps/vision/test_synthesize.py": "apps/vision/test_end_to_end.py",
     "apps/vision/test_face_detection.py": "apps/vision/test_end_to_end.py",
     "apps/nlp/test_pretrain.py": "apps/nlp/test_end_to_end.py",
+    "apps/nlp/test_translate.py": "apps/nlp/test_end_to_end.py",
     "apps/speech/test_kws.py": "apps/speech/test_end_to_end.py",
     "apps/speech/test_asr.py": "apps/speech/test_end_to_end.py",
     "apps/healthcare/test_risk.py": "apps/healthcare/test_end_to_end.py",

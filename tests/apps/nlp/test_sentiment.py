@@ -1,31 +1,10 @@
 """`dl-nlp train sentiment` learns on the real VADER sentences; its exports take raw strings."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import error_line, run_command, run_main
-
-# Plain TensorFlow in a fresh interpreter (no dlsuite, no tensorflow-text): what a user has.
-PLAIN_TF = r"""
-import json, sys
-import tensorflow as tf
-fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-inputs = {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_input_signature[1].items()}
-outputs = {k: [v.dtype.name, v.shape.as_list()] for k, v in fn.structured_outputs.items()}
-texts = json.loads(sys.argv[2])
-result = {k: v.numpy().tolist() for k, v in fn(text=tf.constant(texts)).items()}
-print(json.dumps({"inputs": inputs, "outputs": outputs, "result": result}))
-"""
-
-
-def _plain_tf(saved_model, texts):
-    out = subprocess.run([sys.executable, "-I", "-c", PLAIN_TF, str(saved_model), json.dumps(texts)],
-                         capture_output=True, text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+from tests.conftest import error_line, plain_tf_text, run_command, run_main
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +35,7 @@ def test_sentiment_learns_on_vader_and_reports_per_source(vader_run):
 
 def test_savedmodel_takes_raw_strings_with_plain_tensorflow(vader_run, nlp_home):
     texts = ["What a wonderful, moving film.", "Terrible, boring and far too long.", "", "日本語 ünïcode 😀"]
-    out = _plain_tf(vader_run / "saved_model", texts)
+    out = plain_tf_text(vader_run / "saved_model", texts)
     assert out["inputs"] == {"text": ["string", [None]]}
     assert out["outputs"] == {"probabilities": ["float32", [None, 2]]}
     probs = out["result"]["probabilities"]
@@ -78,7 +57,7 @@ def test_score_regression_exports_a_score(nlp_home):
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"pearson_r", "mae", "sign_accuracy"} <= set(metrics["test"])
     assert all(r["passed"] for r in metrics["exports"].values())
-    out = _plain_tf(run / "saved_model", ["good", "bad"])
+    out = plain_tf_text(run / "saved_model", ["good", "bad"])
     assert out["outputs"] == {"score": ["float32", [None]]} and len(out["result"]["score"]) == 2
     vocabulary = (run / "vocabulary.txt").read_text().splitlines()  # the TFLite core's token ids
     assert vocabulary[:2] == ["", "[UNK]"]
