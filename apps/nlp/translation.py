@@ -114,7 +114,21 @@ def build_translation_model(cfg, info):
         raise UserError(f"--model {cfg.model}: translate needs a transformer_seq2seq* model")
     return architectures.build(cfg.model, encoder_vocabulary_size=info.extra["source_vocabulary_size"],
                                decoder_vocabulary_size=info.extra["target_vocabulary_size"],
-                               sequence_length=cfg.sequence_length)
+                               sequence_length=cfg.sequence_length, trim_padding=True)
+
+
+def bucketed_translation_batch(ds, batch_size):
+    """Training batches of sentences of similar target length (the model trims the padding)."""
+    import tensorflow as tf
+
+    from shared.tasks import bucketed_batch
+
+    return bucketed_batch(lambda x, y: tf.math.count_nonzero(y, dtype=tf.int32), (6, 9, 12, 16, 24, 32))(ds, batch_size)
+
+
+def _labels(y_true, y_pred):
+    """The labels at the model's (trimmed) decoder width: the cut columns are padding."""
+    return keras.ops.cast(y_true, "int32")[:, :keras.ops.shape(y_pred)[1]]
 
 
 def token_loss(label_smoothing=0.0):
@@ -123,7 +137,7 @@ def token_loss(label_smoothing=0.0):
 
     def loss(y_true, y_pred):
         log_probs = keras.ops.log_softmax(keras.ops.cast(y_pred, "float32"), axis=-1)
-        y = keras.ops.cast(y_true, "int32")
+        y = _labels(y_true, y_pred)
         nll = -keras.ops.take_along_axis(log_probs, keras.ops.expand_dims(y, -1), axis=-1)[..., 0]
         per_token = (1 - label_smoothing) * nll - label_smoothing * keras.ops.mean(log_probs, axis=-1)
         mask = keras.ops.cast(keras.ops.not_equal(y, PAD), "float32")
@@ -135,7 +149,7 @@ def token_loss(label_smoothing=0.0):
 def token_accuracy(y_true, y_pred):
     from shared.architectures.base import weighted_mean
 
-    y = keras.ops.cast(y_true, "int32")
+    y = _labels(y_true, y_pred)
     hit = keras.ops.cast(keras.ops.equal(keras.ops.cast(keras.ops.argmax(y_pred, -1), "int32"), y), "float32")
     return weighted_mean(hit, keras.ops.not_equal(y, PAD))
 
@@ -160,7 +174,9 @@ class Translator:
 
         from shared.decoding import beam_search, greedy_decode
 
-        source = self.source_tokenizer(text)
+        from shared.architectures.transformer import TrimPadding
+
+        source = TrimPadding()(self.source_tokenizer(text))
         k = 1 if greedy else self.beam_size
         source = tf.repeat(source, k, axis=0)
         sequence = self.encoder(source)
@@ -240,8 +256,7 @@ def _teacher_forced(model, ds, info):
     loss = token_loss(0.0)
     for x, y in ds.batch(128):
         logits = model(x, training=False)  # the end-to-end model: raw text pairs in
-        mask = np.asarray(y) != PAD
-        tokens = mask.sum(1)
+        tokens = (np.asarray(y) != PAD).sum(1)
         nll += float(np.sum(np.asarray(loss(y, logits)) * tokens))
         hits += float(np.sum(np.asarray(token_accuracy(y, logits)) * tokens))
         count += int(tokens.sum())
@@ -268,11 +283,13 @@ def translation_serving(model, info):
 
 
 def translation_core(model, info):
-    """The TFLite part: the encoder and a decoder pass over fixed lengths (see USAGE)."""
-    length = _seq2seq(model).sequence_length
+    """The TFLite part: the encoder and a decoder pass over fixed lengths, untrimmed (see USAGE)."""
+    seq2seq = _seq2seq(model)
+    length = seq2seq.sequence_length
     encoder_tokens = keras.Input(shape=(length,), dtype="int32", name="encoder_tokens")
     decoder_tokens = keras.Input(shape=(length,), dtype="int32", name="decoder_tokens")
-    logits = _seq2seq(model)({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens})
+    logits = seq2seq.decoder_model()({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens,
+                                      "encoder_sequence": seq2seq.encoder_model()(encoder_tokens)})
     return keras.Model({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens},
                        {"logits": keras.layers.Identity(name="logits")(logits)}, name="translation_core")
 

@@ -48,13 +48,13 @@ def padded_speech_batch(ds, batch_size, drop_remainder=False):
 
 
 def bucketed_speech_batch(ds, batch_size):
-    """Training batches of utterances of similar length (little padding), repeated so an
-    epoch never runs short (each bucket drops its remainder)."""
+    """Training batches of utterances of similar length (`shared.tasks.bucketed_batch`)."""
     import tensorflow as tf
 
+    from shared.tasks import bucketed_batch
+
     bounds = [int(s * SAMPLE_RATE) for s in (1.5, 2.5, 3.5, 5.0)]
-    return ds.bucket_by_sequence_length(lambda x, y: tf.shape(x)[0], bounds, [batch_size] * (len(bounds) + 1),
-                                        drop_remainder=True).repeat()
+    return bucketed_batch(lambda x, y: tf.shape(x)[0], bounds)(ds, batch_size)
 
 
 def frames_of(cfg, samples):

@@ -168,6 +168,20 @@ class TransformerDecoderLM(ArgsConfig, keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
+class TrimPadding(keras.layers.Layer):
+    """Token ids [N, L] -> [N, W]: the trailing columns that are padding (0) in every row cut
+    off (W = the longest row's length, at least 1)."""
+
+    def call(self, ids):
+        positions = keras.ops.arange(1, keras.ops.shape(ids)[1] + 1, dtype="int32")
+        width = keras.ops.maximum(keras.ops.max(keras.ops.where(keras.ops.not_equal(ids, 0), positions, 0)), 1)
+        return ids[:, :width]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None)
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
 @register(
     "transformer_seq2seq",
     variants={
@@ -187,23 +201,30 @@ class TransformerSeq2Seq(ArgsConfig, keras.Model):
     ids, 0 = padding, each <= `sequence_length` steps. The decoder is causal and
     cross-attends to the non-padding encoder steps.
 
-    Output shape: `(batch, tgt_steps, decoder_vocabulary_size)` logits (float32).
+    Output shape: `(batch, tgt_steps, decoder_vocabulary_size)` logits (float32). With
+    `trim_padding`, the columns that are padding in every row are cut off first (the batch's
+    longest sentence sets the width: fixed-length batches of short sentences cost what
+    their words cost), and `tgt_steps` is the trimmed decoder width.
     """
 
     _ARGS = ("encoder_vocabulary_size", "decoder_vocabulary_size", "sequence_length",
-             "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "dropout")
+             "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "dropout", "trim_padding")
 
     def __init__(self, encoder_vocabulary_size=15000, decoder_vocabulary_size=15000,
                  sequence_length=64, num_layers=2, num_heads=8, hidden_dim=256,
-                 intermediate_dim=1024, dropout=0.1, name=None, **kwargs):
+                 intermediate_dim=1024, dropout=0.1, trim_padding=False, name=None, **kwargs):
         _check_common(encoder_vocabulary_size, sequence_length, num_layers, num_heads,
                       hidden_dim, intermediate_dim, dropout)
         if not isinstance(decoder_vocabulary_size, int) or decoder_vocabulary_size <= 0:
             raise ValueError("`decoder_vocabulary_size` must be a positive int. Received: "
                              f"decoder_vocabulary_size={decoder_vocabulary_size}")
         p = "seq2seq"
-        enc_ids = keras.Input(shape=(None,), dtype="int32", name="encoder_tokens")
-        dec_ids = keras.Input(shape=(None,), dtype="int32", name="decoder_tokens")
+        enc_input = keras.Input(shape=(None,), dtype="int32", name="encoder_tokens")
+        dec_input = keras.Input(shape=(None,), dtype="int32", name="decoder_tokens")
+        enc_ids, dec_ids = enc_input, dec_input
+        if trim_padding:
+            enc_ids = TrimPadding(name=f"{p}_encoder_trim")(enc_ids)
+            dec_ids = TrimPadding(name=f"{p}_decoder_trim")(dec_ids)
         enc, enc_mask = apply_token_embedding(enc_ids, encoder_vocabulary_size, sequence_length,
                                               hidden_dim, f"{p}_encoder")
         enc = keras.layers.Dropout(dropout, name=f"{p}_encoder_embedding_dropout")(enc)
@@ -217,17 +238,20 @@ class TransformerSeq2Seq(ArgsConfig, keras.Model):
                                   encoder_padding_mask=enc_mask)
         logits = keras.layers.Dense(decoder_vocabulary_size, dtype="float32",
                                     name=f"{p}_logits")(dec)
-        super().__init__(inputs={"encoder_tokens": enc_ids, "decoder_tokens": dec_ids},
+        super().__init__(inputs={"encoder_tokens": enc_input, "decoder_tokens": dec_input},
                          outputs=logits, name=name, **kwargs)
         for arg in self._ARGS:
             setattr(self, arg, locals()[arg])
 
     def encoder_model(self):
         """`encoder_tokens` int32 [N, S] -> `encoder_sequence` float [N, S, hidden_dim] (this
-        model's layers): decoding encodes once, then runs `decoder_model` per step."""
-        return keras.Model(self.input["encoder_tokens"],
-                           self.get_layer(f"seq2seq_encoder_layer{self.num_layers - 1}").output,
-                           name="seq2seq_encoder")
+        model's layers, no trimming): decoding encodes once, then runs `decoder_model` per step."""
+        enc_ids = keras.Input(shape=(None,), dtype="int32", name="encoder_tokens")
+        enc = self.get_layer("seq2seq_encoder_embedding")(enc_ids)
+        mask = keras.ops.not_equal(enc_ids, 0)
+        for i in range(self.num_layers):
+            enc = self.get_layer(f"seq2seq_encoder_layer{i}")(enc, padding_mask=mask)
+        return keras.Model(enc_ids, enc, name="seq2seq_encoder")
 
     def decoder_model(self):
         """{`encoder_tokens` [N, S] (for the padding mask), `encoder_sequence` [N, S, d],
