@@ -1,4 +1,12 @@
-"""`dl-nlp bench RUN`: a generate run against its peer on the same split, and its speed.
+"""`dl-nlp bench RUN`: a run against its peer on the same split, and its speed.
+
+Translate runs: BLEU and chrF (sacrebleu) of beam search and greedy decoding beside the
+rule-based Apertium system (`apertium -u eng-spa`, English -> Spanish) on the run's test
+sentences; milliseconds per sentence at batch 1 for the Keras model (beam, greedy), the
+SavedModel (beam, inside the graph) and the TFLite core driven by the greedy loop beside it,
+whose translations must equal the Keras greedy ones.
+
+Generate runs:
 
 - Quality: bits per character on the run's test documents, beside nltk's interpolated
   Kneser-Ney character model at the order and discount best on the validation documents
@@ -9,6 +17,7 @@
 """
 
 import json
+import os
 import time
 
 from shared.errors import UserError
@@ -37,11 +46,106 @@ def generation_speed(model, new_tokens, batch_sizes=(1, 8), rounds=2):
     return result
 
 
+def _per_sentence_ms(fn, sentences):
+    """Mean milliseconds of `fn(sentence)` over `sentences`, after one warm-up call."""
+    fn(sentences[0])
+    started = time.perf_counter()
+    for sentence in sentences:
+        fn(sentence)
+    return 1000 * (time.perf_counter() - started) / len(sentences)
+
+
+def tflite_greedy(path, preprocess, sentences):
+    """Greedy translations by the TFLite core (encoder + decoder pass) and the loop beside it."""
+    import numpy as np
+    import tensorflow as tf
+
+    from apps.nlp.translation import tokenizers
+    from shared.data.subword import END, START, detokenize
+    from shared.export.verify import _interpreter
+
+    source_tokenizer, target_tokenizer = tokenizers(preprocess)
+    runner = _interpreter(path).get_signature_runner("serving_default")
+    out = []
+    for sentence in sentences:
+        source = np.asarray(source_tokenizer(tf.constant([sentence])), np.int32)
+        decoder = np.zeros_like(source)
+        decoder[0, 0] = START
+        for t in range(source.shape[1] - 1):
+            logits = runner(encoder_tokens=source, decoder_tokens=decoder)["logits"]
+            decoder[0, t + 1] = int(np.argmax(logits[0, t]))
+            if decoder[0, t + 1] == END:
+                break
+        out.append(detokenize(decoder[:, 1:], target_tokenizer.vocabulary).numpy()[0].decode("utf-8"))
+    return out
+
+
+def bench_translate(run, cfg, info, args):
+    """Prints the side-by-side table and one JSON line; records it in metrics.json as "bench"."""
+    import numpy as np
+    import sacrebleu
+    import tensorflow as tf
+
+    from apps.nlp.parallel import load_parallel
+    from apps.nlp.peers import apertium_translations
+    from apps.nlp.translation import Translator
+    from shared.training import engine
+
+    metrics = engine.read_metrics(run)
+    if "beam" not in metrics.get("test", {}):
+        raise UserError(f"{run.path}: no test BLEU in metrics.json; run `dl-nlp evaluate {run.path}` first")
+    test = load_parallel(cfg.data, cfg.data_dir, cfg.download)["test"]
+    test = test[:cfg.max_test_sentences] if cfg.max_test_sentences else test
+    sources, references = [s for s, _ in test], [t for _, t in test]
+    rows = {f"ours, beam {metrics['test']['beam']['beam_size']}": metrics["test"]["beam"],
+            "ours, greedy": metrics["test"]["greedy"]}
+    if cfg.data == "gettext:es":
+        print(f"Apertium eng-spa on the {len(sources)} test sentences …", flush=True)
+        started = time.perf_counter()
+        peer = apertium_translations(sources)
+        if peer is None:
+            print("  apertium is not installed (make setup installs apertium-eng-spa): peer skipped")
+        else:
+            rows["Apertium eng-spa (rule-based)"] = {
+                "bleu": sacrebleu.corpus_bleu(peer, [references]).score,
+                "chrf": sacrebleu.corpus_chrf(peer, [references]).score,
+                "ms_per_sentence": 1000 * (time.perf_counter() - started) / len(sources)}
+    sample = sources[:args.latency_sentences]
+    model = engine.load_model(run)
+    beam = Translator(model, info.preprocess, cfg.beam_size, cfg.length_penalty)
+    latency = {"keras_beam": _per_sentence_ms(lambda s: beam.texts([s]), sample),
+               "keras_greedy": _per_sentence_ms(lambda s: beam.texts([s], greedy=True), sample)}
+    saved = os.path.join(run.path, "saved_model")
+    if os.path.isdir(saved):
+        fn = tf.saved_model.load(saved).signatures["serving_default"]
+        latency["savedmodel_beam"] = _per_sentence_ms(lambda s: fn(text=tf.constant([s])), sample)
+    tflite = os.path.join(run.path, "model.tflite")
+    if os.path.isfile(tflite):
+        few = sample[:args.tflite_sentences]
+        started = time.perf_counter()
+        loop = tflite_greedy(tflite, info.preprocess, few)
+        latency["tflite_core_greedy_loop"] = 1000 * (time.perf_counter() - started) / len(few)
+        latency["tflite_greedy_equals_keras"] = float(np.mean([a == b for a, b in zip(loop, beam.texts(few, True))]))
+    result = {"num_sentences": len(sources), "quality": rows, "ms_per_sentence_batch_1": latency}
+    print(f"BLEU / chrF on the {len(sources)} test sentences of {cfg.data} (sacrebleu, detokenized):")
+    for name, row in rows.items():
+        print(f"  {name:34s} BLEU {row['bleu']:6.2f}   chrF {row['chrf']:6.2f}")
+    print(f"Milliseconds per sentence at batch 1 (first {len(sample)} test sentences):")
+    for name, value in latency.items():
+        print(f"  {name:34s} {value:8.2f}")
+    metrics["bench"] = json.loads(json.dumps(result, default=lambda v: float(np.asarray(v))))
+    engine.write_metrics(run, metrics)
+    print(json.dumps(metrics["bench"]))
+
+
 def bench_arguments(parser):
     parser.add_argument("--orders", default="2,3,4,5,6,7", help="n-gram orders to try on validation (default 2..7)")
     parser.add_argument("--discounts", default="0.1,0.5,0.75", help="Kneser-Ney discounts to try (default 0.1,0.5,0.75)")
     parser.add_argument("--new-tokens", type=int, default=256, help="tokens generated per speed run (default 256; "
                         "a transformer's context minus one at most)")
+    parser.add_argument("--latency-sentences", type=int, default=32, help="translate: sentences timed (default 32)")
+    parser.add_argument("--tflite-sentences", type=int, default=8, help="translate: sentences through the TFLite "
+                        "loop (default 8)")
 
 
 def _numbers(text, flag, kind):
@@ -54,6 +158,15 @@ def _numbers(text, flag, kind):
     return values
 
 
+def bench_run(run, task, cfg, info, args):
+    """`dl-nlp bench RUN`: the translate or the generate bench."""
+    if run.task == "translate":
+        if args.latency_sentences < 1 or args.tflite_sentences < 1:
+            raise UserError("--latency-sentences, --tflite-sentences: expected positive numbers")
+        return bench_translate(run, cfg, info, args)
+    return bench_generate(run, task, cfg, info, args)
+
+
 def bench_generate(run, task, cfg, info, args):
     """Prints the side-by-side table and one JSON line; records it in metrics.json as "bench"."""
     import numpy as np
@@ -64,7 +177,7 @@ def bench_generate(run, task, cfg, info, args):
     from shared.training import engine
 
     if run.task != "generate":
-        raise UserError(f"{run.path}: a {run.task} run; dl-nlp bench compares generate runs")
+        raise UserError(f"{run.path}: a {run.task} run; dl-nlp bench compares generate and translate runs")
     orders = _numbers(args.orders, "--orders", int)
     discounts = _numbers(args.discounts, "--discounts", float)
     if min(orders) < 1 or not all(0 <= d <= 1 for d in discounts):

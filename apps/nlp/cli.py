@@ -1,11 +1,12 @@
 """`dl-nlp`: the NLP app's command line (the shared CLI over this app's tasks), plus
-`dl-nlp generate RUN "prompt"` for text-generation runs."""
+`dl-nlp generate RUN "prompt"` for text-generation runs and `dl-nlp translate RUN "text"`
+(or stdin lines) for translate runs."""
 
 import json
 import sys
 import time
 
-from apps.nlp.bench import bench_arguments, bench_generate
+from apps.nlp.bench import bench_arguments, bench_run
 from shared.cli import AppCommand, app_main
 from shared.errors import UserError
 
@@ -116,10 +117,41 @@ def _generate(run, task, cfg, info, args):
             sys.stdout.flush()
 
 
-COMMANDS = (AppCommand("generate", "continue prompts with a generate run (streams the text)",
+def _translate_arguments(parser):
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to translate (none: read stdin, "
+                        "one sentence per line)")
+    parser.add_argument("--beam-size", type=int, default=None, help="beams (default: the run's; 1 = greedy)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line per sentence")
+
+
+def _translate(run, task, cfg, info, args):
+    """Translates each argument, or each line of stdin, printing one line per input line."""
+    from apps.nlp.translation import Translator
+    from shared.training.engine import load_model
+
+    if run.task != "translate":
+        raise UserError(f"{run.path}: a {run.task} run; dl-nlp translate needs a translate run")
+    beam = cfg.beam_size if args.beam_size is None else args.beam_size
+    if beam < 1:
+        raise UserError(f"--beam-size: expected a positive number; got {beam}")
+    translator = Translator(load_model(run), info.preprocess, beam, cfg.length_penalty)
+    lines = args.texts or (line.rstrip("\n") for line in sys.stdin)
+    for line in lines:
+        started = time.perf_counter()
+        text = translator.texts([line])[0] if line.strip() else ""
+        if args.json:
+            print(json.dumps({"text": line, "translation": text, "beam_size": beam,
+                              "ms": round(1000 * (time.perf_counter() - started), 1)}, ensure_ascii=False), flush=True)
+        else:
+            print(text, flush=True)
+
+
+COMMANDS = (AppCommand("translate", "translate sentences (arguments or stdin lines) with a translate run",
+                       _translate_arguments, _translate),
+            AppCommand("generate", "continue prompts with a generate run (streams the text)",
                        _generate_arguments, _generate),
-            AppCommand("bench", "a generate run vs the Kneser-Ney n-gram peer on its split, and its speed",
-                       bench_arguments, bench_generate))
+            AppCommand("bench", "a generate run vs the Kneser-Ney n-gram peer, a translate run vs Apertium, on "
+                       "its test split; and its speed", bench_arguments, bench_run))
 
 
 def main(argv=None):

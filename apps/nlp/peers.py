@@ -57,3 +57,19 @@ def kneser_ney_peer(train, val, test, orders=(2, 3, 4, 5, 6, 7), discounts=(0.1,
     bits, chars = ngram_bits(model, test)
     return {"order": order, "discount": discount, "bits_per_char": bits / chars, "num_chars": chars,
             "val_bits_per_char": table}
+
+
+def apertium_translations(sources, pair="eng-spa"):
+    """Apertium's rule-based translations of `sources` (Debian `apertium-eng-spa`, offline;
+    `-u`: unknown words without the `*` mark), one per sentence; None when not installed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("apertium") is None:
+        return None
+    text = "".join(" ".join(s.split()) + "\n" for s in sources)
+    out = subprocess.run(["apertium", "-u", pair], input=text, capture_output=True, text=True, timeout=1800)
+    lines = out.stdout.split("\n")
+    if out.returncode != 0 or len(lines) < len(sources):
+        raise RuntimeError(f"apertium {pair} failed: {out.stderr.strip()[:200]}")
+    return [line.strip() for line in lines[:len(sources)]]

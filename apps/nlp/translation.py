@@ -166,7 +166,9 @@ class Translator:
         self.source_tokenizer, self.target_tokenizer = tokenizers(preprocess)
         self.encoder, self.decoder = seq2seq.encoder_model(), seq2seq.decoder_model()
         self.max_length = seq2seq.sequence_length - 1
-        self.translate = tf.function(self.__call__, input_signature=[tf.TensorSpec([None], tf.string)])
+        spec = [tf.TensorSpec([None], tf.string)]
+        self._compiled = {greedy: tf.function(lambda t, greedy=greedy: self(t, greedy), input_signature=spec)
+                          for greedy in (False, True)}
 
     def ids(self, text, greedy=False):
         """(target piece ids int32 [N, max_length], summed log-prob [N], lengths [N]) of string [N]."""
@@ -200,10 +202,9 @@ class Translator:
         """Translations (str) of a list of sentences, in batches."""
         import tensorflow as tf
 
-        call = tf.function(lambda t: self(t, greedy), input_signature=[tf.TensorSpec([None], tf.string)])
         out = []
         for i in range(0, len(sources), batch_size):
-            out += [t.decode("utf-8") for t in call(tf.constant(sources[i:i + batch_size])).numpy()]
+            out += [t.decode("utf-8") for t in self._compiled[greedy](tf.constant(sources[i:i + batch_size])).numpy()]
         return out
 
 

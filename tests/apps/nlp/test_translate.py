@@ -141,3 +141,30 @@ def test_tiny_run_exports_translate_like_the_keras_model(tiny_runs):
     assert translator.texts(sentences) == plain["result"]["translation"]
     vocabulary = (run / "target_vocabulary.txt").read_text(encoding="utf-8").splitlines()
     assert vocabulary[:4] == ["[PAD]", "[UNK]", "[START]", "[END]"] and (run / "source_vocabulary.txt").is_file()
+
+
+def test_translate_command_reads_arguments_and_stdin(tiny_runs, monkeypatch):
+    import io
+
+    home, run = tiny_runs("nlp", "translate")
+    result = run_main(["dl-nlp", "translate", run, "Save the document.", "--json"], home)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout.splitlines()[-1])
+    assert row["text"] == "Save the document." and row["beam_size"] == 2 and isinstance(row["translation"], str)
+    greedy = run_main(["dl-nlp", "translate", run, "Open the file", "--beam-size", "1"], home).stdout.splitlines()
+    monkeypatch.setattr("sys.stdin", io.StringIO("Open the file\n\nSave the document.\n"))
+    lines = run_main(["dl-nlp", "translate", run, "--beam-size", "1"], home).stdout.splitlines()
+    assert len(lines) == 3 and lines[0] == greedy[0] and lines[1] == ""  # one output line per input line
+    line = error_line(run_main(["dl-nlp", "translate", run, "x", "--beam-size", "0"], home))
+    assert line == "dl-nlp: error: --beam-size: expected a positive number; got 0"
+
+
+def test_bench_puts_apertium_beside_ours_and_drives_the_tflite_core(tiny_runs):
+    home, run = tiny_runs("nlp", "translate")
+    result = run_main(["dl-nlp", "bench", run, "--latency-sentences", "2", "--tflite-sentences", "2"], home)
+    assert result.returncode == 0, result.stderr
+    bench = json.loads(result.stdout.splitlines()[-1])
+    assert set(bench["quality"]) == {"ours, beam 2", "ours, greedy", "Apertium eng-spa (rule-based)"}
+    assert bench["quality"]["Apertium eng-spa (rule-based)"]["chrf"] > 20  # a real translator on the same sentences
+    latency = bench["ms_per_sentence_batch_1"]
+    assert latency["tflite_greedy_equals_keras"] == 1.0 and latency["savedmodel_beam"] > 0
