@@ -276,6 +276,7 @@ def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None,
     logger = logger or TensorBoardLogger(run.logs)
     logger.images(plots, step=metrics.get("best_epoch", 0))
     logger.scalars("evaluation", {f"test_{k}": v for k, v in test_metrics.items()}, step=metrics.get("best_epoch", 0))
+    logger.texts(test_metrics, step=metrics.get("best_epoch", 0))
     write_card(run, task, cfg, metrics, data.info)
     if verbose:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items() if isinstance(v, float))

@@ -42,6 +42,23 @@ class TensorBoardLogger:
                 tf.summary.image(tag, image[None], step=step)
         self.flush()
 
+    def texts(self, values, step):
+        """Logs every `…samples` list of `values` (strings, or dicts as table rows) as a
+        Markdown text summary under `evaluation/` (TensorBoard's Text tab)."""
+        with self._writer("evaluation").as_default():
+            for key, rows in values.items():
+                if not key.endswith("samples") or not isinstance(rows, list) or not rows:
+                    continue
+                if isinstance(rows[0], dict):
+                    columns = list(rows[0])
+                    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+                    text = "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+                                      + ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows])
+                else:
+                    text = "\n\n".join(f"    {r}" for r in rows)
+                tf.summary.text(key, text, step=step)
+        self.flush()
+
     def scalars(self, split, values, step):
         with self._writer(split).as_default():
             for key, value in values.items():

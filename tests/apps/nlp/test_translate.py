@@ -125,7 +125,7 @@ def test_tiny_run_exports_translate_like_the_keras_model(tiny_runs):
     from shared.training.engine import load_model, load_preprocess
     from shared.training.rundir import open_run
 
-    _, run = tiny_runs("nlp", "translate")
+    home, run = tiny_runs("nlp", "translate")
     metrics = json.loads((run / "metrics.json").read_text())
     test = metrics["test"]
     assert test["num_sentences"] == 32 and {"bleu", "chrf", "ms_per_sentence"} <= set(test["greedy"])
@@ -139,6 +139,12 @@ def test_tiny_run_exports_translate_like_the_keras_model(tiny_runs):
     opened = open_run(str(run))
     translator = Translator(load_model(opened), load_preprocess(opened), beam_size=2)
     assert translator.texts(sentences) == plain["result"]["translation"]
+    import tensorflow as tf
+
+    events = (home / "tensorboard_logs" / "nlp" / "translate" / "tiny" / "evaluation").glob("events.out.*")
+    texts = {v.tag: tf.make_ndarray(v.tensor) for f in events for e in tf.compat.v1.train.summary_iterator(str(f))
+             for v in e.summary.value if v.tag == "samples"}
+    assert test["samples"][0]["source"].encode() in texts["samples"].item()  # the samples table in TensorBoard
     vocabulary = (run / "target_vocabulary.txt").read_text(encoding="utf-8").splitlines()
     assert vocabulary[:4] == ["[PAD]", "[UNK]", "[START]", "[END]"] and (run / "source_vocabulary.txt").is_file()
 
