@@ -99,7 +99,7 @@ def build_translate_data(cfg):
                     source=f"{cfg.data}: {len(train)} train / {len(splits['validation'])} validation / {len(test)} "
                            "test sentence pairs (split by source sentence)",
                     extra={"train_limited": True, "source_vocabulary_size": len(source_vocabulary),
-                           "target_vocabulary_size": len(target_vocabulary),
+                           "target_vocabulary_size": len(target_vocabulary), "usage": USAGE,
                            "saved": {"beam_size": cfg.beam_size, "length_penalty": cfg.length_penalty}})
     return Data(make(train), make(splits["validation"]), make(test), info)
 
