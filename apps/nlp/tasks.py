@@ -9,6 +9,8 @@ from apps.nlp.documents import build_generate_data
 from apps.nlp.language_model import (build_language_model, decode_generations, generation_parity,
                                      language_model_report, language_model_serving, logits_core,
                                      next_token_accuracy, next_token_loss)
+from apps.nlp.chat import (build_chat_data, build_dual_encoder, chat_core, chat_parity, chat_report, chat_serving,
+                           decode_replies, in_batch_accuracy, in_batch_loss)
 from apps.nlp.translation import (bucketed_translation_batch, build_translate_data, build_translation_model, decode_translations,
                                   token_accuracy, token_loss, translation_core, translation_parity,
                                   translation_report, translation_serving)
@@ -263,4 +265,54 @@ def translate():
         parity=translation_parity,
         description="translation: Transformer encoder-decoder on WordPiece subwords, beam search in the export "
                     "(LibreOffice's en->es/fr/de catalogs, TSV, TFDS); BLEU and chrF",
+    )
+
+
+@dataclass
+class ChatConfig(TrainConfig):
+    """Chatbot, retrieval mode. `--data chatterbot | yaml:DIR | tsv:PATH`; `--language` for chatterbot."""
+
+    data: str = "chatterbot"
+    language: str = "english"  # chatterbot-corpus's folder
+    model: str = "transformer_dual_encoder_small"
+    vocabulary_size: int = 4000  # WordPiece pieces at most
+    sequence_length: int = 48  # pieces per context or reply
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    early_stopping_patience: int = 8
+
+    @classmethod
+    def tiny(cls):
+        return cls(model="transformer_dual_encoder_tiny", epochs=2, batch_size=32, max_train_examples=256,
+                   vocabulary_size=300, sequence_length=24, steps_per_execution=4, export="",
+                   early_stopping_patience=0)
+
+    def validate(self):
+        super().validate()
+        if self.vocabulary_size < 16:
+            raise UserError(f"--vocabulary-size: expected at least 16 pieces; got {self.vocabulary_size}")
+        if self.sequence_length < 2:
+            raise UserError(f"--sequence-length: expected at least 2 pieces; got {self.sequence_length}")
+        return self
+
+
+@TASKS.register("chat")
+def chat():
+    return Task(
+        config=ChatConfig,
+        data=build_chat_data,
+        model=build_dual_encoder,
+        loss=lambda cfg, info: in_batch_loss,
+        step_metrics={"in_batch_accuracy": in_batch_accuracy},
+        metrics=chat_report,
+        decode=decode_replies,
+        load_input=load_text,
+        monitor="val_loss",
+        serving=chat_serving,
+        core=chat_core,
+        parity=chat_parity,
+        description="chatbot, retrieval: a dual encoder trained with in-batch negatives picks the best known reply "
+                    "(chatterbot-corpus, YAML, TSV); recall@1/5, MRR",
     )

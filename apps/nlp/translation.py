@@ -7,10 +7,6 @@ two tokenizers, saved with the run) makes `{"encoder_tokens", "decoder_tokens"}`
 after `[START]`) in tf.data, and the labels are the target's pieces then `[END]`.
 """
 
-import hashlib
-import json
-import os
-
 import keras
 import numpy as np
 
@@ -29,27 +25,14 @@ USAGE = [
 
 # --- data ------------------------------------------------------------------------------------
 def _vocabularies(cfg, train):
-    """(source vocabulary, target vocabulary) learned on the training pairs; cached in the data
-    cache by their content, so a run's evaluation and export rebuild it instantly."""
-    from shared.data.cache import data_cache
-    from shared.data.subword import learn_vocabulary
+    """(source vocabulary, target vocabulary) learned on the training pairs (cached)."""
+    from shared.data.subword import cached_vocabulary
 
-    key = hashlib.sha1(json.dumps([train, cfg.vocabulary_size, cfg.shared_vocabulary]).encode("utf-8")).hexdigest()
-    path = data_cache("translate", "vocabularies", f"{key[:20]}.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            return tuple(json.load(f))
     sources, targets = [s for s, _ in train], [t for _, t in train]
     if cfg.shared_vocabulary:
-        shared = learn_vocabulary(sources + targets, cfg.vocabulary_size)
-        pair = (shared, shared)
-    else:
-        pair = (learn_vocabulary(sources, cfg.vocabulary_size), learn_vocabulary(targets, cfg.vocabulary_size))
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(pair, f, ensure_ascii=False)
-    os.replace(tmp, path)
-    return pair
+        shared = cached_vocabulary(sources + targets, cfg.vocabulary_size)
+        return shared, shared
+    return cached_vocabulary(sources, cfg.vocabulary_size), cached_vocabulary(targets, cfg.vocabulary_size)
 
 
 def translation_tokenizer(source_vocabulary, target_vocabulary, sequence_length):

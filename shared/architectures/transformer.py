@@ -268,3 +268,74 @@ class TransformerSeq2Seq(ArgsConfig, keras.Model):
         logits = self.get_layer("seq2seq_logits")(dec)
         return keras.Model({"encoder_tokens": enc_ids, "encoder_sequence": enc, "decoder_tokens": dec_ids}, logits,
                            name="seq2seq_decoder")
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+@register(
+    "transformer_dual_encoder",
+    variants={
+        "transformer_dual_encoder_tiny": dict(
+            vocabulary_size=2000, sequence_length=32, num_layers=1, num_heads=2, hidden_dim=32,
+            intermediate_dim=64, embedding_dim=32, dropout=0.1,
+        ),
+        "transformer_dual_encoder_small": dict(
+            vocabulary_size=8000, sequence_length=64, num_layers=2, num_heads=4, hidden_dim=128,
+            intermediate_dim=256, embedding_dim=128, dropout=0.1,
+        ),
+    },
+)
+class TransformerDualEncoder(ArgsConfig, keras.Model):
+    """Dual encoder for response selection (Henderson et al. 2017): one transformer encoder
+    (mean over non-padding steps) with a projection per side, L2-normalised. Inputs:
+    `{"context_tokens": (batch, steps), "reply_tokens": (batch, steps)}` int ids, 0 = padding.
+
+    Output shape: `(batch, batch)` — `scale` x the cosine similarity of every context with
+    every reply of the batch (float32): row i's right answer is column i, the others are
+    its in-batch negatives. `side_model("context" | "reply")` gives one side's embeddings.
+    """
+
+    _ARGS = ("vocabulary_size", "sequence_length", "num_layers", "num_heads", "hidden_dim",
+             "intermediate_dim", "embedding_dim", "dropout", "scale")
+
+    def __init__(self, vocabulary_size=8000, sequence_length=64, num_layers=2, num_heads=4,
+                 hidden_dim=128, intermediate_dim=256, embedding_dim=128, dropout=0.1, scale=20.0,
+                 name=None, **kwargs):
+        _check_common(vocabulary_size, sequence_length, num_layers, num_heads, hidden_dim,
+                      intermediate_dim, dropout)
+        if not isinstance(embedding_dim, int) or embedding_dim <= 0:
+            raise ValueError(f"`embedding_dim` must be a positive int. Received: embedding_dim={embedding_dim}")
+        if not scale > 0:
+            raise ValueError(f"`scale` must be positive. Received: scale={scale}")
+        inputs = {f"{side}_tokens": keras.Input(shape=(None,), dtype="int32", name=f"{side}_tokens")
+                  for side in ("context", "reply")}
+        p = "dual"
+        embedding = keras_hub.layers.TokenAndPositionEmbedding(vocabulary_size, sequence_length, hidden_dim,
+                                                               name=f"{p}_embedding")
+        blocks = [keras_hub.layers.TransformerEncoder(intermediate_dim, num_heads, dropout=dropout,
+                                                      name=f"{p}_encoder_layer{i}") for i in range(num_layers)]
+        dropout_layer = keras.layers.Dropout(dropout, name=f"{p}_embedding_dropout")
+        sides = {}
+        for side in ("context", "reply"):
+            ids = inputs[f"{side}_tokens"]
+            mask = keras.ops.not_equal(ids, 0)
+            x = dropout_layer(embedding(ids))
+            for block in blocks:
+                x = block(x, padding_mask=mask)
+            x = weighted_mean(x, keras.ops.expand_dims(mask, -1))
+            x = keras.layers.Dense(embedding_dim, dtype="float32", name=f"{p}_{side}_projection")(x)
+            sides[side] = keras.layers.UnitNormalization(name=f"{p}_{side}_embedding")(x)
+        scores = keras.ops.matmul(sides["context"], keras.ops.transpose(sides["reply"])) * scale
+        super().__init__(inputs=inputs, outputs=scores, name=name, **kwargs)
+        for arg in self._ARGS:
+            setattr(self, arg, locals()[arg])
+
+    def side_model(self, side):
+        """`token_ids` int32 [N, L] -> L2-normalised `embedding` [N, embedding_dim] of `side`
+        ("context" or "reply"), with this model's layers."""
+        ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        mask = keras.ops.not_equal(ids, 0)
+        x = self.get_layer("dual_embedding")(ids)
+        for i in range(self.num_layers):
+            x = self.get_layer(f"dual_encoder_layer{i}")(x, padding_mask=mask)
+        x = self.get_layer(f"dual_{side}_projection")(weighted_mean(x, keras.ops.expand_dims(mask, -1)))
+        return keras.Model(ids, self.get_layer(f"dual_{side}_embedding")(x), name=f"dual_{side}_encoder")

@@ -26,16 +26,39 @@ SUFFIX = "##"
 MAX_WORD_CHARS = 100
 
 
-def learn_vocabulary(texts, vocabulary_size):
-    """The WordPiece vocabulary (a list, `RESERVED` first) of at most `vocabulary_size` pieces
-    learned from `texts` (whitespace-split words, case and accents kept)."""
+def learn_vocabulary(texts, vocabulary_size, reserved=()):
+    """The WordPiece vocabulary (a list, `RESERVED` then `reserved` first) of at most
+    `vocabulary_size` pieces learned from `texts` (whitespace-split words, case and accents
+    kept); a reserved token is one piece when it stands alone as a word (`[SEP]`)."""
     import keras_hub
     import tensorflow as tf
 
     words = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(1024).map(tf.strings.split)
     return list(keras_hub.tokenizers.compute_word_piece_vocabulary(
         words, vocabulary_size, lowercase=False, strip_accents=False, split=False, suffix_indicator=SUFFIX,
-        reserved_tokens=list(RESERVED)))
+        reserved_tokens=list(RESERVED) + list(reserved)))
+
+
+def cached_vocabulary(texts, vocabulary_size, reserved=()):
+    """`learn_vocabulary`, kept in the data cache by the texts' content: a run's evaluation,
+    export and later runs on the same data get it at once."""
+    import hashlib
+    import json
+
+    from shared.data.cache import data_cache
+
+    texts = list(texts)
+    key = hashlib.sha1(json.dumps([texts, vocabulary_size, list(reserved)]).encode("utf-8")).hexdigest()
+    path = data_cache("vocabularies", f"wordpiece-{key[:20]}.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    vocabulary = learn_vocabulary(texts, vocabulary_size, reserved)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(vocabulary, f, ensure_ascii=False)
+    os.replace(tmp, path)
+    return vocabulary
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -146,7 +169,8 @@ def write_vocabularies(preprocess, directory):
     paths = []
     for layer in preprocess.layers:
         if isinstance(layer, WordPieceTokenizer):
-            path = os.path.join(directory, f"{layer.name.removesuffix('_tokenizer')}_vocabulary.txt")
+            prefix = layer.name.removesuffix("tokenizer")  # "source_", "target_" or ""
+            path = os.path.join(directory, f"{prefix}vocabulary.txt")
             atomic_write_text(path, "".join(f"{piece}\n" for piece in layer.vocabulary))
             paths.append(path)
     return paths

@@ -309,7 +309,7 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
                       calibration if preprocess is None else core(calibration),
                       heldout if preprocess is None else core(heldout)))
         if preprocess is not None:
-            write_preprocess_recipe(preprocess, run.path)
+            write_preprocess_recipe(preprocess, run.path, data.info.extra.get("saved"))
     results, failure = {}, None
     for serving, part_formats, representative, inputs in parts:
         if not part_formats:
@@ -334,10 +334,16 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
     return results
 
 
-def write_preprocess_recipe(preprocess, directory):
-    """What a TFLite user needs to make the core's inputs: `features.json` for a record
-    encoder, `vocabulary.txt` for a tokenizer."""
+def write_preprocess_recipe(preprocess, directory, saved=None):
+    """What a TFLite user needs to make the core's inputs and read its outputs:
+    `features.json` for a record encoder, `vocabulary.txt` for a tokenizer, and `<key>.txt`
+    for each list of strings the run keeps (`info.extra["saved"]`, e.g. a chat's replies)."""
     from shared.architectures.tabular import find_encoder
+    from shared.export.atomic import atomic_write_text
+
+    for key, values in (saved or {}).items():
+        if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+            atomic_write_text(os.path.join(directory, f"{key}.txt"), "".join(f"{' '.join(v.split())}\n" for v in values))
 
     from shared.data.subword import write_vocabularies
 

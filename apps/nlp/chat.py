@@ -1,0 +1,192 @@
+"""The `chat` task, retrieval mode: a dual encoder (`transformer_dual_encoder_*`) trained
+with in-batch negatives to score (context, reply) pairs; the reply to a message is the
+best-scoring known reply.
+
+Data flow: raw examples are `{"context": text, "reply": text}` with the reply's id (its
+index among the distinct known replies) as the label; the data's `preprocess` (one WordPiece
+tokenizer for both sides, saved with the run) makes `{"context_tokens", "reply_tokens"}`.
+The known replies are kept with the run (`info.extra["saved"]["replies"]`).
+"""
+
+import keras
+import numpy as np
+
+USAGE = [
+    "SavedModel `serving_default(text: string[N]) -> {reply: string[N], score: float32[N]}`: the best-scoring "
+    "known reply and its cosine similarity; a multi-turn context is `previous turn [SEP] message`.",
+    "TFLite (`model.tflite`): `context_tokens` int32 [N, L] (ids of `vocabulary.txt`, WordPiece) -> `scores` "
+    "[N, replies], the cosine with every known reply; the reply is line argmax of `replies.txt`.",
+]
+
+
+def build_chat_data(cfg):
+    """Unbatched ({"context", "reply"} strings, reply id) datasets: every pair trains; the test
+    and validation sets are held-out variants of every message (apps.nlp.conversations)."""
+    import tensorflow as tf
+
+    from apps.nlp.conversations import SEP, load_conversations, message_variant
+    from shared.data.subword import WordPieceTokenizer, cached_vocabulary
+    from shared.tasks import Data, DataInfo
+
+    pairs = load_conversations(cfg.data, cfg.language)
+    replies = sorted({r for _, r in pairs})
+    index = {r: i for i, r in enumerate(replies)}
+    train = pairs
+    if cfg.max_train_examples and cfg.max_train_examples < len(pairs):
+        keep = np.random.default_rng(cfg.seed).permutation(len(pairs))[:cfg.max_train_examples]
+        train = [pairs[i] for i in sorted(keep)]
+    vocabulary = cached_vocabulary([c for c, _ in train] + replies, cfg.vocabulary_size, reserved=(SEP,))
+    text = keras.Input(shape=(), dtype="string", name="context")
+    reply = keras.Input(shape=(), dtype="string", name="reply")
+    tokenizer = WordPieceTokenizer(vocabulary, cfg.sequence_length, name="tokenizer")
+    preprocess = keras.Model({"context": text, "reply": reply},
+                             {"context_tokens": keras.layers.Identity(name="context_tokens")(tokenizer(text)),
+                              "reply_tokens": keras.layers.Identity(name="reply_tokens")(tokenizer(reply))},
+                             name="chat_tokenizer")
+
+    def make(rows):
+        contexts, answers = [c for c, _ in rows], [r for _, r in rows]
+        return tf.data.Dataset.from_tensor_slices((
+            {"context": tf.constant(contexts, tf.string, shape=[len(rows)]),
+             "reply": tf.constant(answers, tf.string, shape=[len(rows)])},
+            np.array([index[r] for r in answers], np.int32)))
+
+    variants = {name: [(message_variant(c, seed), r) for c, r in pairs]
+                for name, seed in (("validation", cfg.seed + 1), ("test", 1))}
+    info = DataInfo(input_shape=(), input_dtype="string", num_train=len(train), num_val=len(pairs), num_test=len(pairs),
+                    preprocess=preprocess,
+                    source=f"{cfg.data} ({cfg.language}): {len(pairs)} message/reply pairs, {len(replies)} distinct "
+                           "replies; test = a held-out variant of every message",
+                    extra={"train_limited": True, "vocabulary_size": len(vocabulary), "usage": USAGE,
+                           "saved": {"replies": replies}})
+    return Data(make(train), make(variants["validation"]), make(variants["test"]), info)
+
+
+def build_dual_encoder(cfg, info):
+    from shared import architectures
+    from shared.errors import UserError
+
+    if architectures.architecture_of(cfg.model) != "transformer_dual_encoder":
+        raise UserError(f"--model {cfg.model}: chat retrieval needs a transformer_dual_encoder* model")
+    return architectures.build(cfg.model, vocabulary_size=info.extra["vocabulary_size"],
+                               sequence_length=cfg.sequence_length)
+
+
+def in_batch_loss(y_true, y_pred):
+    """Per-example softmax cross-entropy of row i's reply (column i) against the batch's other
+    replies; a column holding the same reply as row i (another message, same answer) is not
+    counted as a negative."""
+    y = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+    n = keras.ops.shape(y)[0]
+    diagonal = keras.ops.eye(n, dtype="bool")
+    same = keras.ops.equal(y[:, None], y[None, :]) & ~diagonal
+    logits = keras.ops.where(same, -1e9, keras.ops.cast(y_pred, "float32"))
+    return keras.ops.sparse_categorical_crossentropy(keras.ops.arange(n), logits, from_logits=True)
+
+
+def in_batch_accuracy(y_true, y_pred):
+    """Whether row i's best column is its own reply (same-reply columns count as right)."""
+    y = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+    best = keras.ops.argmax(y_pred, axis=-1)
+    return keras.ops.cast(keras.ops.equal(keras.ops.take(y, best), y), "float32")
+
+
+class Responder:
+    """Text -> (best known reply, cosine score) with a trained dual encoder."""
+
+    def __init__(self, model, preprocess, replies, batch_size=256):
+        import tensorflow as tf
+
+        from shared.tasks import trained_part
+
+        dual = trained_part(model)
+        self.tokenizer = preprocess.get_layer("tokenizer")
+        self.context_encoder = dual.side_model("context")
+        reply_encoder = dual.side_model("reply")
+        self.replies = list(replies)
+        self.reply_embeddings = tf.constant(np.concatenate([
+            np.asarray(reply_encoder(self.tokenizer(tf.constant(self.replies[i:i + batch_size]))))
+            for i in range(0, len(self.replies), batch_size)]))
+        self.respond = tf.function(self.__call__, input_signature=[tf.TensorSpec([None], tf.string)])
+
+    def similarities(self, text):
+        """Cosine similarity of each text with every known reply: [N, replies]."""
+        import tensorflow as tf
+
+        return tf.matmul(self.context_encoder(self.tokenizer(text)), self.reply_embeddings, transpose_b=True)
+
+    def __call__(self, text):
+        import tensorflow as tf
+
+        scores = self.similarities(text)
+        best = tf.argmax(scores, -1, output_type=tf.int32)
+        return {"reply": tf.gather(tf.constant(self.replies), best), "score": tf.reduce_max(scores, -1)}
+
+
+def _replies(info):
+    return (info.extra.get("saved") or {})["replies"]
+
+
+def chat_report(model, ds, info, plots_dir):
+    """Recall@1 / @5 and mean reciprocal rank of the right reply among all known replies, on
+    the held-out message variants; chance levels beside them; a few sample answers."""
+    responder = Responder(model, info.preprocess, _replies(info))
+    contexts, labels = [], []
+    for x, y in ds.as_numpy_iterator():
+        contexts.append(x["context"])
+        labels.append(int(y))
+    scores = np.concatenate([np.asarray(responder.similarities(np.array(contexts[i:i + 256], dtype=object)))
+                             for i in range(0, len(contexts), 256)])
+    labels = np.asarray(labels)
+    rank = 1 + (scores > scores[np.arange(len(labels)), labels][:, None]).sum(1)  # ties: the optimistic rank
+    n = len(_replies(info))
+    samples = [{"message": c.decode("utf-8"), "reply": _replies(info)[int(np.argmax(s))],
+                "expected": _replies(info)[y], "score": float(np.max(s))}
+               for c, s, y in zip(contexts[:5], scores[:5], labels[:5])]
+    return {"recall_at_1": float(np.mean(rank <= 1)), "recall_at_5": float(np.mean(rank <= 5)),
+            "mean_reciprocal_rank": float(np.mean(1.0 / rank)), "num_messages": len(labels), "num_replies": n,
+            "chance_recall_at_1": 1.0 / n, "chance_recall_at_5": min(5, n) / n, "samples": samples}, []
+
+
+def chat_serving(model, info):
+    """`serving_default(text: string[N]) -> {"reply": string[N], "score": float32[N]}`."""
+    import tensorflow as tf
+
+    from shared.export.endpoints import Endpoints
+
+    responder = Responder(model, info.preprocess, _replies(info))
+
+    def verify_inputs(inputs):
+        return {"serving_default": {"text": np.asarray(inputs["context"], dtype=object)[:64]}}
+
+    return Endpoints({"serving_default": (responder, [tf.TensorSpec([None], tf.string, name="text")])},
+                     track=[responder.context_encoder, info.preprocess], verify_inputs=verify_inputs)
+
+
+def chat_core(model, info):
+    """The TFLite part: the context encoder and the cosine with every known reply (see USAGE)."""
+    responder = Responder(model, info.preprocess, _replies(info))
+    ids = keras.Input(shape=(responder.tokenizer.sequence_length,), dtype="int32", name="context_tokens")
+    scores = keras.ops.matmul(responder.context_encoder(ids), np.asarray(responder.reply_embeddings).T)
+    return keras.Model(ids, {"scores": keras.layers.Identity(name="scores")(scores)}, name="chat_core")
+
+
+def chat_parity(outputs, reference, fmt, quantize="none"):
+    """Replies: exact-match rate (1.0) and score by max |diff|; the TFLite core: the scores by
+    max |diff| and the best reply's agreement."""
+    from shared.export.verify import compare, tolerance
+
+    if "scores" in reference:
+        tol = tolerance(fmt, quantize)
+        return {**compare(np.asarray(outputs["scores"]), np.asarray(reference["scores"]), tol), "tolerance": tol}
+    match = float(np.mean([a == b for a, b in zip(outputs["reply"], reference["reply"])]))
+    diff = float(np.max(np.abs(np.asarray(outputs["score"]) - np.asarray(reference["score"])), initial=0.0))
+    return {"reply_match": match, "score_max_abs_diff": diff,
+            "tolerance": {"reply_match": 1.0, "score_max_abs_diff": 1e-4}, "passed": match >= 1.0 and diff <= 1e-4}
+
+
+def decode_replies(outputs, info):
+    replies = [r.decode("utf-8", errors="replace") if isinstance(r, bytes) else str(r)
+               for r in np.asarray(outputs["reply"]).reshape(-1)]
+    return [{"reply": r, "score": float(s), "summary": f"{r} ({float(s):.3f})"}
+            for r, s in zip(replies, np.asarray(outputs["score"]).reshape(-1))]
