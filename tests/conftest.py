@@ -119,6 +119,7 @@ SAME_WORKER = {
     "apps/vision/test_face_detection.py": "apps/vision/test_end_to_end.py",
     "apps/nlp/test_pretrain.py": "apps/nlp/test_end_to_end.py",
     "apps/nlp/test_translate.py": "apps/nlp/test_end_to_end.py",
+    "apps/nlp/test_chat.py": "apps/nlp/test_end_to_end.py",
     "apps/speech/test_kws.py": "apps/speech/test_end_to_end.py",
     "apps/speech/test_asr.py": "apps/speech/test_end_to_end.py",
     "apps/healthcare/test_risk.py": "apps/healthcare/test_end_to_end.py",

@@ -146,7 +146,59 @@ def _translate(run, task, cfg, info, args):
             print(text, flush=True)
 
 
-COMMANDS = (AppCommand("translate", "translate sentences (arguments or stdin lines) with a translate run",
+def _chat_arguments(parser):
+    parser.add_argument("--once", metavar="MESSAGE", default=None, help="answer one message and exit (for scripts)")
+    parser.add_argument("--json", action="store_true", help="with --once: print one JSON line")
+
+
+def _chat(run, task, cfg, info, args):
+    """An interactive session: the reply and its score per message; `/reset` forgets the
+    previous turn, `/quit` (or Ctrl-D) ends; readline keeps the history."""
+    from apps.nlp.chat import Responder
+    from apps.nlp.conversations import SEP
+    from shared.training.engine import load_model
+
+    if run.task != "chat":
+        raise UserError(f"{run.path}: a {run.task} run; dl-nlp chat needs a chat run")
+    responder = Responder(load_model(run), info.preprocess, info.extra["saved"]["replies"])
+
+    def answer(context):
+        out = responder.respond([context])
+        return out["reply"].numpy()[0].decode("utf-8"), float(out["score"].numpy()[0])
+
+    if args.once is not None:
+        reply, score = answer(args.once)
+        print(json.dumps({"message": args.once, "reply": reply, "score": round(score, 4)}, ensure_ascii=False)
+              if args.json else reply)
+        return
+    try:
+        import readline  # noqa: F401 -- line editing and history for input()
+    except ImportError:
+        pass
+    print("Chatting with the run's known replies; /reset forgets the conversation, /quit ends.", flush=True)
+    previous = None
+    while True:
+        try:
+            message = input("you> ").strip()
+        except EOFError:
+            print()
+            return
+        if message == "/quit":
+            return
+        if message == "/reset":
+            previous = None
+            print("(conversation reset)", flush=True)
+            continue
+        if not message:
+            continue
+        reply, score = answer(f"{previous} {SEP} {message}" if previous else message)
+        print(f"bot> {reply}   [score {score:.3f}]", flush=True)
+        previous = reply
+
+
+COMMANDS = (AppCommand("chat", "talk with a chat run (interactive; --once MESSAGE for scripts)",
+                       _chat_arguments, _chat),
+            AppCommand("translate", "translate sentences (arguments or stdin lines) with a translate run",
                        _translate_arguments, _translate),
             AppCommand("generate", "continue prompts with a generate run (streams the text)",
                        _generate_arguments, _generate),
