@@ -205,16 +205,30 @@ def generate():
 
 
 @dataclass
-class TranslateConfig(TrainConfig):
+class SubwordConfig(TrainConfig):
+    """Fields of the tasks on WordPiece subwords (shared/data/subword.py)."""
+
+    vocabulary_size: int = 8000  # WordPiece pieces at most (the learner may stop below)
+    sequence_length: int = 64  # pieces per text
+
+    def validate(self):
+        super().validate()
+        if self.vocabulary_size < 16:
+            raise UserError(f"--vocabulary-size: expected at least 16 pieces; got {self.vocabulary_size}")
+        if self.sequence_length < 4:
+            raise UserError(f"--sequence-length: expected at least 4 pieces; got {self.sequence_length}")
+        return self
+
+
+@dataclass
+class TranslateConfig(SubwordConfig):
     """Translation. `--data gettext:es|fr|de | tsv:PATH | tfds:NAME` (English -> the language for gettext)."""
 
     data: str = "gettext:es"
     data_dir: str = ""
     download: bool = False
     model: str = "transformer_seq2seq_small"
-    vocabulary_size: int = 8000  # WordPiece pieces at most (the learner may stop below)
     shared_vocabulary: bool = True  # one vocabulary for both languages (names, numbers, placeholders copy)
-    sequence_length: int = 64  # subword pieces per sentence, each side
     label_smoothing: float = 0.1
     beam_size: int = 4  # the export's and evaluation's beam search (1: greedy)
     length_penalty: float = 1.0  # hypotheses ranked by log-prob / length ** this
@@ -234,10 +248,6 @@ class TranslateConfig(TrainConfig):
 
     def validate(self):
         super().validate()
-        if self.vocabulary_size < 16:
-            raise UserError(f"--vocabulary-size: expected at least 16 pieces; got {self.vocabulary_size}")
-        if self.sequence_length < 4:
-            raise UserError(f"--sequence-length: expected at least 4 pieces; got {self.sequence_length}")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing: expected a fraction in [0, 1); got {self.label_smoothing}")
         if self.beam_size < 1:
@@ -269,7 +279,7 @@ def translate():
 
 
 @dataclass
-class ChatConfig(TrainConfig):
+class ChatConfig(SubwordConfig):
     """Chatbot, retrieval mode. `--data chatterbot | yaml:DIR | tsv:PATH`; `--language` for chatterbot."""
 
     data: str = "chatterbot"
@@ -288,14 +298,6 @@ class ChatConfig(TrainConfig):
         return cls(model="transformer_dual_encoder_tiny", epochs=2, batch_size=32, max_train_examples=256,
                    vocabulary_size=300, sequence_length=24, steps_per_execution=4, export="",
                    early_stopping_patience=0)
-
-    def validate(self):
-        super().validate()
-        if self.vocabulary_size < 16:
-            raise UserError(f"--vocabulary-size: expected at least 16 pieces; got {self.vocabulary_size}")
-        if self.sequence_length < 2:
-            raise UserError(f"--sequence-length: expected at least 2 pieces; got {self.sequence_length}")
-        return self
 
 
 @TASKS.register("chat")
