@@ -5,7 +5,6 @@ import json
 import struct
 
 import numpy as np
-import pytest
 
 from tests.conftest import error_line, plain_tf_text, run_main
 
