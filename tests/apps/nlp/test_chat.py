@@ -32,24 +32,7 @@ def test_conversations_become_multi_turn_pairs_and_variants_differ(tmp_path):
     assert line.startswith("dl-nlp: error: --language klingon: chatterbot-corpus has ") and "english" in line
 
 
-@pytest.fixture(scope="module")
-def chat_run(tmp_path_factory):
-    from apps.nlp.tasks import TASKS, ChatConfig
-    from shared.training import engine
-
-    home = tmp_path_factory.mktemp("chat_home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DLSUITE_HOME", str(home))
-    cfg = ChatConfig.tiny()
-    cfg.max_train_examples, cfg.epochs, cfg.vocabulary_size, cfg.sequence_length = 0, 10, 1000, 32
-    cfg.learning_rate = 3e-3
-    try:
-        yield home, engine.train("nlp", "chat", TASKS.get("chat")(), cfg, run_name="short", verbose=False)
-    finally:
-        mp.undo()
-
-
-def test_short_run_ranks_the_right_reply_first_for_training_messages(chat_run):
+def test_tiny_run_ranks_the_right_reply_first_for_training_messages(tiny_runs):
     import tensorflow as tf
 
     from apps.nlp.chat import Responder
@@ -57,8 +40,10 @@ def test_short_run_ranks_the_right_reply_first_for_training_messages(chat_run):
     from apps.nlp.tasks import TASKS
     from shared.cli import load_run
     from shared.training import engine
+    from shared.training.rundir import open_run
 
-    _, run = chat_run
+    _, run = tiny_runs("nlp", "chat")  # tiny() trains on every pair for 10 epochs
+    run = open_run(str(run))
     test = engine.read_metrics(run)["test"]
     # measured: recall@1 0.053, @5 0.19 on the variants (chance 0.0012; 0.13, 0.36 after 20 epochs)
     assert test["recall_at_1"] > 20 * test["chance_recall_at_1"] and test["recall_at_5"] > test["recall_at_1"]
@@ -71,11 +56,11 @@ def test_short_run_ranks_the_right_reply_first_for_training_messages(chat_run):
     assert right > 0.08, right  # measured 0.14 (0.07 at lr 1e-3); among 800 replies chance is 0.0012
 
 
-def test_chat_session_in_a_terminal_answers_and_quits_on_slash_quit(chat_run):
-    home, run = chat_run
+def test_chat_session_in_a_terminal_answers_and_quits_on_slash_quit(tiny_runs):
+    home, run = tiny_runs("nlp", "chat")
     leader, follower = pty.openpty()
     env = {**os.environ, "DLSUITE_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen([os.path.join(BIN, "dl-nlp"), "chat", run.path], stdin=follower, stdout=follower,
+    proc = subprocess.Popen([os.path.join(BIN, "dl-nlp"), "chat", str(run)], stdin=follower, stdout=follower,
                             stderr=subprocess.PIPE, env=env, close_fds=True)
     os.close(follower)
     seen = b""
