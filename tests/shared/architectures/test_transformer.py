@@ -4,6 +4,7 @@ import pytest
 
 from shared.architectures.transformer import (
     TransformerDecoderLM,
+    TransformerDualEncoder,
     TransformerEncoderClassifier,
     TransformerSeq2Seq,
 )
@@ -36,6 +37,13 @@ SPECS = {
         y=np.roll(TARGETS, -1, axis=1),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     ),
+    "transformer_dual_encoder": lambda: dict(
+        init_kwargs=dict(vocabulary_size=20, sequence_length=8, embedding_dim=4, dropout=0.0, **TINY),
+        x={"context_tokens": TOKENS, "reply_tokens": TARGETS},
+        expected_output_shape=(2, 2),
+        y=np.array([0, 1]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    ),
 }
 
 
@@ -43,7 +51,8 @@ SPECS = {
 def test_builder(name):
     cls = {"transformer_classifier": TransformerEncoderClassifier,
            "transformer_lm": TransformerDecoderLM,
-           "transformer_seq2seq": TransformerSeq2Seq}[name]
+           "transformer_seq2seq": TransformerSeq2Seq,
+           "transformer_dual_encoder": TransformerDualEncoder}[name]
     run_builder_test(cls, **SPECS[name]())
 
 
@@ -141,3 +150,23 @@ def test_classifier_on_an_all_padding_row_is_finite():
     model = TransformerEncoderClassifier(vocabulary_size=20, sequence_length=8, num_classes=2, dropout=0.0, **TINY)
     out = np.asarray(model(np.zeros((2, 6), "int32")))
     assert np.isfinite(out).all() and np.allclose(out.sum(-1), 1.0)
+
+
+def test_seq2seq_trim_padding_cuts_only_all_padding_columns():
+    kwargs = dict(encoder_vocabulary_size=20, decoder_vocabulary_size=12, sequence_length=8, dropout=0.0, **TINY)
+    keras.utils.set_random_seed(1)
+    trimmed = TransformerSeq2Seq(trim_padding=True, **kwargs)
+    plain = TransformerSeq2Seq(**kwargs)
+    plain.set_weights(trimmed.get_weights())
+    padded = {"encoder_tokens": np.pad(TOKENS, [(0, 0), (0, 2)]), "decoder_tokens": np.pad(TARGETS[:, :3], [(0, 0), (0, 4)])}
+    out = np.asarray(trimmed(padded))
+    assert out.shape == (2, 3, 12)  # the decoder's 4 padding columns cut; the encoder's too
+    np.testing.assert_allclose(out, np.asarray(plain(padded))[:, :3], atol=1e-5)
+
+
+def test_dual_encoder_scores_are_scaled_cosines_of_its_sides():
+    model = TransformerDualEncoder(vocabulary_size=20, sequence_length=8, embedding_dim=4, dropout=0.0, **TINY)
+    scores = np.asarray(model({"context_tokens": TOKENS, "reply_tokens": TARGETS}))
+    context, reply = (np.asarray(model.side_model(side)(x)) for side, x in (("context", TOKENS), ("reply", TARGETS)))
+    np.testing.assert_allclose(np.linalg.norm(context, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(scores, 20.0 * context @ reply.T, atol=1e-4)
