@@ -62,14 +62,14 @@ def test_tensorboard_events_hold_scalars_and_images(trained):
 def test_evaluate_reproduces_test_accuracy(trained):
     home, run, _, _ = trained
     before = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
-    result = run_command(["dl-vision", "evaluate", run], home)
+    result = run_main(["dl-vision", "evaluate", run], home)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["accuracy"] == pytest.approx(before, abs=1e-6)
 
 
 def test_predict_json_matches_the_model(trained):
     home, run, paths, labels = trained
-    result = run_command(["dl-vision", "predict", run, *paths, "--json"], home)
+    result = run_main(["dl-vision", "predict", run, *paths, "--json"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(l) for l in result.stdout.strip().splitlines()]
     assert [r["input"] for r in rows] == [str(p) for p in paths]
@@ -90,7 +90,7 @@ def test_predict_json_matches_the_model(trained):
 def test_predict_out_writes_rendered_pngs(trained, tmp_path):
     home, run, paths, _ = trained
     out = tmp_path / "rendered"
-    result = run_command(["dl-vision", "predict", run, *paths[:2], "--json", "--out", out], home)
+    result = run_main(["dl-vision", "predict", run, *paths[:2], "--json", "--out", out], home)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(l) for l in result.stdout.strip().splitlines()]
     for path, row in zip(paths, rows):
@@ -106,7 +106,7 @@ def test_predict_out_writes_rendered_pngs(trained, tmp_path):
 ])
 def test_export_is_verified_and_recorded(trained, fmt, quantize, artifact):
     home, run, _, _ = trained
-    result = run_command(["dl-vision", "export", run, "--format", fmt, "--quantize", quantize], home)
+    result = run_main(["dl-vision", "export", run, "--format", fmt, "--quantize", quantize], home)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run / artifact).exists()
     exports = json.loads((run / "metrics.json").read_text())["exports"]
@@ -118,13 +118,13 @@ def test_export_is_verified_and_recorded(trained, fmt, quantize, artifact):
 
 def test_tasks_and_apps_listings(trained):
     home = trained[0]
-    result = run_command(["dl-vision", "tasks"], home)
+    result = run_main(["dl-vision", "tasks"], home)
     assert result.returncode == 0 and result.stdout.startswith("classify")
-    assert "dl-vision: classify" in run_command(["dlsuite", "apps"], home).stdout
+    assert "dl-vision: classify" in run_main(["dlsuite", "apps"], home).stdout
 
 
 def test_architectures_listing_has_parameter_counts(trained):
-    result = run_command(["dlsuite", "architectures"], trained[0])
+    result = run_main(["dlsuite", "architectures"], trained[0])
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines() if line.strip()}
     assert rows["resnet50"] == "25,636,712" and rows["simple_cnn"] == "34,826" and rows["cnn_bn"] == "50,474"
@@ -132,7 +132,7 @@ def test_architectures_listing_has_parameter_counts(trained):
 
 
 def test_train_help_lists_every_config_field(trained):
-    result = run_command(["dl-vision", "train", "classify", "--help"], trained[0])
+    result = run_main(["dl-vision", "train", "classify", "--help"], trained[0])
     assert result.returncode == 0
     for flag in ("--batch-size", "--distribution", "--precision", "--jit-compile", "--augment", "--data-dir"):
         assert flag in result.stdout

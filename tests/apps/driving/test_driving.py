@@ -115,7 +115,7 @@ def test_policy_run_drives_its_saved_model_in_closed_loop_and_records_a_clip(tin
     assert (run / "rounds" / "round-1.npz").is_file()  # the DAgger round's expert-labelled states
     assert metrics["test"]["closed_loop"]["expert"]["episodes"] == 2
     clip = tmp_path / "clip.gif"
-    result = run_command(["dl-drive", "drive", run, "--episodes", "2", "--seed", "7", "--json", "--record", clip], home)
+    result = run_main(["dl-drive", "drive", run, "--episodes", "2", "--seed", "7", "--json", "--record", clip], home)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["driver"] == "savedmodel" and figures["seeds"] == [7, 8]
@@ -149,7 +149,7 @@ print("ok")
 
 
 def test_view_writes_a_clip_of_a_recorded_episode(recording, tmp_path):
-    result = run_command(["dl-drive", "view", recording, "--out", tmp_path / "ep.gif", "--view", "bev"], tmp_path)
+    result = run_main(["dl-drive", "view", recording, "--out", tmp_path / "ep.gif", "--view", "bev"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     from PIL import Image
 
@@ -174,7 +174,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def test_view_draws_a_runs_predictions_on_a_test_episode(tiny_runs, tmp_path):
     home, run = tiny_runs("drive", "lanes")
-    result = run_command(["dl-drive", "view", run, "--out", tmp_path / "lanes.gif"], home)
+    result = run_main(["dl-drive", "view", run, "--out", tmp_path / "lanes.gif"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     from PIL import Image
 
@@ -188,7 +188,7 @@ def test_view_draws_a_runs_predictions_on_a_test_episode(tiny_runs, tmp_path):
 def test_bench_times_every_export_per_frame_and_the_simulator(tiny_runs, tmp_path):
     home, policy = tiny_runs("drive", "policy")
     _, lanes = tiny_runs("drive", "lanes")
-    result = run_command(["dl-drive", "bench", "--policy", policy, "--lanes", lanes, "--episodes", "1", "--json"], home)
+    result = run_main(["dl-drive", "bench", "--policy", policy, "--lanes", lanes, "--episodes", "1", "--json"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for task in ("policy", "lanes"):
@@ -204,7 +204,7 @@ def test_predict_reads_observation_files_and_names_the_action(tiny_runs, tmp_pat
     one = tmp_path / "one.json"
     one.write_text(json.dumps(np.zeros((5, 5)).tolist()))
     np.save(tmp_path / "two.npy", np.zeros((2, 5, 5), np.float32))
-    result = run_command(["dl-drive", "predict", run, one, tmp_path / "two.npy", "--json"], home)
+    result = run_main(["dl-drive", "predict", run, one, tmp_path / "two.npy", "--json"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(rows) == 3 and all(r["action"] in simulator.ACTIONS for r in rows)

@@ -11,7 +11,7 @@ from apps.healthcare.imaging import (GROUPS, SLICE_SHAPE, aal_groups, fit_plane,
                                      volume_slices)
 from apps.healthcare.volumes import read_dicom_series, read_nifti, write_labels
 from shared.errors import UserError
-from tests.conftest import run_command
+from tests.conftest import run_main
 
 
 def test_every_aal_region_falls_in_one_group():
@@ -153,7 +153,7 @@ def test_segment_writes_labels_on_the_scans_grid(tmp_path):
 @pytest.fixture(scope="module")
 def imaging_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("imaging")
-    result = run_command(["dl-health", "train", "imaging", "--run-name", "short", "--quiet", "--context", "0",
+    result = run_main(["dl-health", "train", "imaging", "--run-name", "short", "--quiet", "--context", "0",
                           "--base-filters", "8", "--depth", "3", "--epochs", "8", "--warmup-epochs", "0",
                           "--augment", "none", "--learning-rate", "5e-3", "--lr-schedule", "constant", "--max-train-examples", "40",
                           "--export", ""], home)

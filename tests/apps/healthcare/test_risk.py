@@ -12,7 +12,7 @@ from apps.healthcare.records import SUPPORT_LEAKAGE, support
 from apps.healthcare.tasks import RiskConfig
 from shared.data.tabular import fit_columns, infer_schema, input_name, records
 from shared.errors import UserError
-from tests.conftest import error_line, run_command, run_main
+from tests.conftest import error_line, run_main
 
 
 def _cfg(**overrides):
@@ -159,7 +159,7 @@ def test_predict_and_explain_records_from_csv(risk_run, tmp_path, capsys):
     home, run = risk_run
     path = tmp_path / "patients.csv"
     _records().to_csv(path, index=False)
-    result = run_command(["dl-health", "predict", run, path, "--json"], home)
+    result = run_main(["dl-health", "predict", run, path, "--json"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["input"] for r in rows] == [f"{path}:{i}" for i in (2, 3, 4)]
@@ -179,7 +179,7 @@ def test_predict_and_explain_records_from_csv(risk_run, tmp_path, capsys):
 
 def test_bench_reports_the_run_beside_both_sklearn_peers(risk_run):
     home, run = risk_run
-    result = run_command(["dl-health", "bench", run], home)
+    result = run_main(["dl-health", "bench", run], home)
     assert result.returncode == 0, result.stderr[-2000:]
     bench = json.loads(result.stdout.splitlines()[-1])
     assert len(bench["models"]) == 3 and bench["test_records"] == 1821

@@ -11,7 +11,7 @@ import tensorflow as tf
 from apps.healthcare.tasks import TreatmentConfig
 from apps.healthcare.treatment import IHDP_COVARIATES, _ipm, build_treatment_data, realisation_splits, targeted_effect
 from shared.data.tabular import input_name
-from tests.conftest import error_line, run_command, run_main
+from tests.conftest import error_line, run_main
 
 
 def test_ihdp_realisations_have_their_own_splits_and_known_effects():
@@ -64,7 +64,7 @@ def test_targeted_effect_adds_the_learned_correction_only_where_epsilon_was_lear
 def effect_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("treatment")
     _constant_effect_csv(home / "trial.csv")
-    result = run_command(["dl-health", "train", "treatment", "--data", f"csv:{home / 'trial.csv'}", "--treatment",
+    result = run_main(["dl-health", "train", "treatment", "--data", f"csv:{home / 'trial.csv'}", "--treatment",
                           "treated", "--outcome", "outcome", "--realisations", "3", "--representation", "32,32",
                           "--head", "16", "--epochs", "8", "--passes", "5", "--run-name", "known", "--quiet",
                           "--export", "savedmodel"], home)
@@ -92,7 +92,7 @@ def test_recommend_prints_arm_benefit_and_interval(effect_run):
     home, run = effect_run
     patients = home / "patients.csv"
     pd.DataFrame({"x1": [0.0, 1.0], "x2": [0.5, -0.5], "x3": [0.0, 0.0], "x4": [1.0, -1.0]}).to_csv(patients, index=False)
-    result = run_command(["dl-health", "recommend", run, patients, "--json"], home)
+    result = run_main(["dl-health", "recommend", run, patients, "--json"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["recommendation"] for r in rows] == ["treat", "treat"]
@@ -110,12 +110,12 @@ def test_treatment_column_mistakes_are_one_line(tmp_path):
 
 
 def test_bench_compares_with_the_three_peers_on_the_same_realisations(tmp_path):
-    result = run_command(["dl-health", "train", "treatment", "--tiny", "--run-name", "ihdp", "--quiet"], tmp_path)
+    result = run_main(["dl-health", "train", "treatment", "--tiny", "--run-name", "ihdp", "--quiet"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "saved_models" / "health" / "treatment" / "ihdp"
     test = json.loads((run / "metrics.json").read_text())["test"]
     assert test["realisations"] == 3 and test["pehe_out"] > 0 and test["pehe_out_se"] >= 0
-    result = run_command(["dl-health", "bench", run, "--realisations", "1"], tmp_path)
+    result = run_main(["dl-health", "bench", run, "--realisations", "1"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     bench = json.loads(result.stdout.splitlines()[-1])
     assert bench["realisations"] == 1 and len(bench["models"]) == 4

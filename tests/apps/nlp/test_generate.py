@@ -11,7 +11,7 @@ import pytest
 from shared.data.corpus import fortunes
 from apps.nlp.documents import load_documents, split_documents, stream, stream_of_windows, windows
 from apps.nlp.tasks import GenerateConfig
-from tests.conftest import error_line, run_command, run_main
+from tests.conftest import error_line, run_main
 
 # Plain TensorFlow in a fresh interpreter (no dlsuite): both signatures, exactly as a user calls them.
 PLAIN_TF = r"""
@@ -57,7 +57,7 @@ def lm_home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lm_run(lm_home):
-    result = run_command(["dl-nlp", "train", "generate", "--run-name", "fortunes", "--quiet", "--model",
+    result = run_main(["dl-nlp", "train", "generate", "--run-name", "fortunes", "--quiet", "--model",
                           "transformer_lm_tiny", "--sequence-length", "64", "--epochs", "3", "--jit-compile", "false",
                           "--max-train-examples", "3000", "--export", "savedmodel"], lm_home)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -106,7 +106,7 @@ def test_savedmodel_generates_and_scores_with_plain_tensorflow(lm_run):
 
 @pytest.mark.slow
 def test_generate_command_streams_the_greedy_text(lm_run, lm_home):
-    result = run_command(["dl-nlp", "generate", lm_run, "The ", "--sampler", "greedy", "--max-new-tokens", "24"],
+    result = run_main(["dl-nlp", "generate", lm_run, "The ", "--sampler", "greedy", "--max-new-tokens", "24"],
                          lm_home)
     assert result.returncode == 0, result.stderr[-2000:]
     import tensorflow as tf
@@ -115,7 +115,7 @@ def test_generate_command_streams_the_greedy_text(lm_run, lm_home):
     exported = generate(prompt=tf.constant(["The "]), max_new_tokens=tf.constant(24), temperature=tf.constant(0.0),
                         top_k=tf.constant(0), top_p=tf.constant(1.0), seed=tf.constant(0))["text"].numpy()[0]
     assert result.stdout.rstrip("\n") == exported.decode("utf-8")  # keras-hub's GreedySampler == the exported loop
-    sampled = run_command(["dl-nlp", "generate", lm_run, "A", "B", "--sampler", "top_p", "--seed", "1", "--json"],
+    sampled = run_main(["dl-nlp", "generate", lm_run, "A", "B", "--sampler", "top_p", "--seed", "1", "--json"],
                           lm_home)
     rows = [json.loads(line) for line in sampled.stdout.splitlines()]
     assert [r["prompt"] for r in rows] == ["A", "B"] and all(r["text"] == r["prompt"] + r["continuation"] for r in rows)
@@ -177,11 +177,11 @@ def test_bench_compares_with_the_ngram_peer_and_times_the_cache(tmp_path):
     corpus.mkdir()
     for i, (_, text) in enumerate(fortunes()[:400]):
         (corpus / f"{i:03d}.txt").write_text(text)
-    result = run_command(["dl-nlp", "train", "generate", "--tiny", "--data", f"text:{corpus}", "--run-name", "b",
+    result = run_main(["dl-nlp", "train", "generate", "--tiny", "--data", f"text:{corpus}", "--run-name", "b",
                           "--quiet"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     run = tmp_path / "saved_models" / "nlp" / "generate" / "b"
-    result = run_command(["dl-nlp", "bench", run, "--orders", "2,3", "--discounts", "0.5", "--new-tokens", "16"], tmp_path)
+    result = run_main(["dl-nlp", "bench", run, "--orders", "2,3", "--discounts", "0.5", "--new-tokens", "16"], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     bench = json.loads(result.stdout.strip().splitlines()[-1])
     assert bench["kneser_ney_order"] in (2, 3) and set(bench["kneser_ney_val_bits_per_char"]) == {"2/0.5", "3/0.5"}

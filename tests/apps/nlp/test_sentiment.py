@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import error_line, plain_tf_text, run_command, run_main
+from tests.conftest import error_line, plain_tf_text, run_main
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def nlp_home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vader_run(nlp_home):
-    result = run_command(["dl-nlp", "train", "sentiment", "--run-name", "vader", "--quiet", "--epochs", "3",
+    result = run_main(["dl-nlp", "train", "sentiment", "--run-name", "vader", "--quiet", "--epochs", "3",
                           "--max-train-examples", "8000", "--export", "savedmodel"], nlp_home)
     assert result.returncode == 0, result.stderr[-3000:]
     return nlp_home / "saved_models" / "nlp" / "sentiment" / "vader"
@@ -41,7 +41,7 @@ def test_savedmodel_takes_raw_strings_with_plain_tensorflow(vader_run, nlp_home)
     probs = out["result"]["probabilities"]
     assert len(probs) == 4 and all(abs(sum(p) - 1) < 1e-5 for p in probs)
     assert probs[0][1] > 0.5 > probs[1][1]  # (negative, positive)
-    predicted = run_command(["dl-nlp", "predict", vader_run, *texts[:2], "--json"], nlp_home)
+    predicted = run_main(["dl-nlp", "predict", vader_run, *texts[:2], "--json"], nlp_home)
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     lines = [json.loads(l) for l in predicted.stdout.splitlines()]
     assert [l["label"] for l in lines] == ["positive", "negative"]
@@ -50,7 +50,7 @@ def test_savedmodel_takes_raw_strings_with_plain_tensorflow(vader_run, nlp_home)
 
 
 def test_score_regression_exports_a_score(nlp_home):
-    result = run_command(["dl-nlp", "train", "sentiment", "--tiny", "--target", "score", "--run-name", "score",
+    result = run_main(["dl-nlp", "train", "sentiment", "--tiny", "--target", "score", "--run-name", "score",
                           "--quiet", "--export", "savedmodel,tflite"], nlp_home)
     assert result.returncode == 0, result.stderr[-3000:]
     run = nlp_home / "saved_models" / "nlp" / "sentiment" / "score"
@@ -79,7 +79,7 @@ def test_csv_mistakes_print_one_line(tmp_path, content, flags, expected):
 
 
 def test_explain_attributes_the_prediction_to_words(vader_run, nlp_home):
-    result = run_command(["dl-nlp", "explain", vader_run, "a wonderful and moving film", "dull and awful", "--json"],
+    result = run_main(["dl-nlp", "explain", vader_run, "a wonderful and moving film", "dull and awful", "--json"],
                          nlp_home)
     assert result.returncode == 0, result.stderr[-2000:]
     good, bad = [json.loads(l) for l in result.stdout.splitlines()]

@@ -12,7 +12,7 @@ from apps.speech.recognition import asr_loss, error_rates, greedy_transcripts, w
 from apps.speech.tasks import AsrConfig
 from shared import architectures
 from shared.data.audio import write_wav
-from tests.conftest import error_line, run_command, run_main
+from tests.conftest import error_line, run_main
 
 PHRASES = ("go left", "stop now", "turn the fan off", "say yes")
 
@@ -67,7 +67,7 @@ def test_transcribe_reads_any_wav_and_long_files_in_windows(asr_run, tmp_path):
     wavfile.write(long_stereo, 44100, np.stack([tone, tone * 0.5], 1))
     short = tmp_path / "short.wav"
     write_wav(short, synth.speak("stop now", "en-us", 160, 50))
-    result = run_command(["dl-speech", "transcribe", run, short, long_stereo, "--json"], home)
+    result = run_main(["dl-speech", "transcribe", run, short, long_stereo, "--json"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["input"] for r in rows] == [str(short), str(long_stereo)]
@@ -86,7 +86,7 @@ def test_transcribe_reads_any_wav_and_long_files_in_windows(asr_run, tmp_path):
 @pytest.mark.slow
 def test_bench_scores_the_run_and_pocketsphinx_on_the_same_audio(asr_run):
     home, run = asr_run  # its SavedModel is timed beside pocketsphinx
-    result = run_command(["dl-speech", "bench", run, "--limit", "2", "--val-limit", "4", "--speed-utterances", "2"], home)
+    result = run_main(["dl-speech", "bench", run, "--limit", "2", "--val-limit", "4", "--speed-utterances", "2"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     bench = json.loads((run / "metrics.json").read_text())["bench"]
     assert bench["num_utterances"] == 2 and "pocketsphinx (en-us LM)" in bench["error_rates"]

@@ -88,7 +88,7 @@ def test_keyword_spotter_tells_spoken_keywords_apart_in_unheard_voices():
 
 @pytest.mark.slow
 def test_kws_export_signature_listen_and_bench(kws_run, tmp_path):
-    from tests.conftest import error_line, run_command, run_main
+    from tests.conftest import error_line, run_main
 
     home, run = kws_run
     import tensorflow as tf
@@ -102,13 +102,13 @@ def test_kws_export_signature_listen_and_bench(kws_run, tmp_path):
 
     talk = np.concatenate([np.zeros(8000), synth.speak("stop", "en-us", 160, 50), np.zeros(16000)])
     write_wav(tmp_path / "talk.wav", talk)
-    result = run_command(["dl-speech", "listen", run, tmp_path / "talk.wav", "--json", "--threshold", "0.01"], home)
+    result = run_main(["dl-speech", "listen", run, tmp_path / "talk.wav", "--json", "--threshold", "0.01"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert hits and all(h["keyword"] in KWS_CLASSES[:NUM_KEYWORDS] and 0 <= h["time"] <= len(talk) / 16000 for h in hits)
     line = error_line(run_main(["dl-speech", "listen", run, tmp_path / "talk.wav", "--threshold", "2"], home))
     assert line == "dl-speech: error: --threshold: expected a probability in (0, 1]; got 2.0"
-    result = run_command(["dl-speech", "bench", run, "--speed-utterances", "2"], home)
+    result = run_main(["dl-speech", "bench", run, "--speed-utterances", "2"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     bench, test = metrics["bench"], metrics["test"]

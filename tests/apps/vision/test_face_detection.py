@@ -11,7 +11,7 @@ import pytest
 from apps.vision.face_scenes import (MAX_SIDE, MIN_SIDE, PHOTOS_WITH_FACES, TRAIN_SOURCES, lfw_sources,
                                      make_face_scenes, real_photos)
 from shared.evaluation.detection import precision_recall
-from tests.conftest import run_command
+from tests.conftest import run_main
 
 
 def test_face_scenes_are_deterministic_and_box_the_pasted_faces():
@@ -64,7 +64,7 @@ def test_haar_cascade_finds_the_real_faces():
 @pytest.mark.slow
 def test_short_face_detector_run_reports_scenes_and_photos(tmp_path):
     home = tmp_path / "home"
-    result = run_command(["dl-vision", "train", "face_detect", "--run-name", "short", "--quiet", "--num-scenes", "1300",
+    result = run_main(["dl-vision", "train", "face_detect", "--run-name", "short", "--quiet", "--num-scenes", "1300",
                           "--num-test-scenes", "100", "--max-train-examples", "1200", "--epochs", "4",
                           "--batch-size", "16", "--export", "", "--window-peer-scenes", "0"], home,
                          env={"DLSUITE_DATA_CACHE": str(tmp_path / "cache")})

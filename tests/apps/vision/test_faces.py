@@ -13,7 +13,7 @@ from PIL import Image
 from apps.vision.faces import (FacesConfig, build_faces_data, load_orl, orl_directory, read_orl_pgm,
                                split_people)
 from shared.evaluation.verification import pair_trials, rates_at, threshold_at_far, verification_metrics
-from tests.conftest import error_line, run_command, run_main
+from tests.conftest import error_line, run_main
 
 
 def test_orl_is_whole_and_its_crlf_damage_is_undone(tmp_path):
@@ -83,7 +83,7 @@ def test_arcface_margin_widens_the_true_class_angle():
 def faces_run(tmp_path_factory):
     """A short real run: 32x32 ORL faces, 25 epochs (about 15 s of training)."""
     home = tmp_path_factory.mktemp("faces")
-    result = run_command(["dl-vision", "train", "faces", "--run-name", "short", "--quiet", "--image-size", "32",
+    result = run_main(["dl-vision", "train", "faces", "--run-name", "short", "--quiet", "--image-size", "32",
                           "--embedding-dim", "32", "--epochs", "25", "--export", "savedmodel"], home)
     assert result.returncode == 0, result.stderr[-3000:]
     return home, home / "saved_models" / "vision" / "faces" / "short"
@@ -154,17 +154,17 @@ def test_enrol_verify_identify(faces_run, tmp_path):
             Image.fromarray(photos[person * 10 + k]).save(path(person, k))
     gallery = tmp_path / "gallery.json"
     for person in (a, b):
-        result = run_command(["dl-vision", "faces", "enrol", run, *[path(person, k) for k in range(5)],
+        result = run_main(["dl-vision", "faces", "enrol", run, *[path(person, k) for k in range(5)],
                               "--name", names[person], "--gallery", gallery], home)
         assert result.returncode == 0, result.stderr[-2000:]
         assert f"{names[person]}: enrolled 5 photo(s), 5 in all" in result.stdout
     assert sorted(json.loads(gallery.read_text())["people"]) == sorted([names[a], names[b]])
     probes = [path(a, k) for k in range(5, 10)]
-    result = run_command(["dl-vision", "faces", "identify", run, *probes, "--gallery", gallery, "--json"], home)
+    result = run_main(["dl-vision", "faces", "identify", run, *probes, "--gallery", gallery, "--json"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert len(rows) == 5 and sum(r["best_match"] == names[a] for r in rows) >= 4
-    result = run_command(["dl-vision", "faces", "verify", run, *probes, path(c, 0), "--name", names[a],
+    result = run_main(["dl-vision", "faces", "verify", run, *probes, path(c, 0), "--name", names[a],
                           "--gallery", gallery, "--json"], home)
     rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert result.returncode == 0 and len(rows) == 6

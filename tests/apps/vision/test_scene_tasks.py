@@ -8,7 +8,7 @@ from PIL import Image
 
 from apps.vision.tasks import TASKS, ClassifyConfig, DetectConfig, SegmentConfig
 from shared.training import engine
-from tests.conftest import error_line, run_command, run_main
+from tests.conftest import error_line, run_main
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_detect_predict_out_draws_boxes(detect_run, scene_home, tmp_path):
     path = tmp_path / "scene.png"
     Image.fromarray(scenes["images"][0]).save(path)
     out = tmp_path / "out"
-    result = run_command(["dl-vision", "predict", detect_run.path, path, "--json", "--out", out], scene_home)
+    result = run_main(["dl-vision", "predict", detect_run.path, path, "--json", "--out", out], scene_home)
     assert result.returncode == 0, result.stderr[-2000:]
     row = json.loads(result.stdout.strip().splitlines()[-1])
     assert row["rendered"] == str(out / "scene.png") and "detections" in row
@@ -116,7 +116,7 @@ def test_explain_cli_writes_overlays_and_json(scenes1_run, scene_home, tmp_path)
     Image.fromarray(np.asarray(image)).save(path)
     out = tmp_path / "maps"
     for method in ("gradcam", "integrated_gradients"):
-        result = run_command(["dl-vision", "explain", scenes1_run.path, path, "--method", method, "--json",
+        result = run_main(["dl-vision", "explain", scenes1_run.path, path, "--method", method, "--json",
                               "--out", out], scene_home)
         assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
         row = json.loads(result.stdout.strip().splitlines()[-1])

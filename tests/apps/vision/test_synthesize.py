@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shared.evaluation.generative import frechet_distance, label_accuracy
-from tests.conftest import error_line, run_command, run_main
+from tests.conftest import error_line, run_main
 
 
 def test_frechet_distance_matches_its_closed_form():
@@ -67,7 +67,7 @@ def test_generate_honours_the_label(tiny_runs, tmp_path):
     from shared.training.rundir import open_run
 
     home, run = tiny_runs("vision", "synthesize")
-    result = run_command(["dl-vision", "generate", run, "--label", "sneaker", "--count", 6, "--out",
+    result = run_main(["dl-vision", "generate", run, "--label", "sneaker", "--count", 6, "--out",
                           tmp_path / "grid.png"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     serving = synthesis_serving(load_model(open_run(str(run))), None)

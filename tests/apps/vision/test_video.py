@@ -103,7 +103,7 @@ def test_video_folder_and_tfds_datasets(tmp_path):
 
     from apps.vision.data import build_video_data
     from apps.vision.tasks import VideoConfig
-    from tests.conftest import store_tfds
+    from tests.conftest import run_main, store_tfds
 
     clips, labels = motion.make_clips("test", 12, seed=1)
     for k, (clip, label) in enumerate(zip(clips, labels)):
@@ -133,7 +133,7 @@ def test_video_signature_and_predict_on_files_and_frame_folders(tiny_runs, tmp_p
     import subprocess
     import sys
 
-    from tests.conftest import error_line, run_command, run_main
+    from tests.conftest import error_line, run_main
 
     home, run = tiny_runs("vision", "video")
     code = f"""
@@ -154,7 +154,7 @@ print("ok")
     (tmp_path / "frames").mkdir()
     for k, frame in enumerate(clip[0]):
         Image.fromarray(frame).save(tmp_path / "frames" / f"{k:02d}.png")
-    result = run_command(["dl-vision", "predict", run, tmp_path / "clip.mp4", tmp_path / "frames", "--json"], home)
+    result = run_main(["dl-vision", "predict", run, tmp_path / "clip.mp4", tmp_path / "frames", "--json"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 2 and all(line["label"] in motion.CLASSES for line in lines)
