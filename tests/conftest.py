@@ -22,10 +22,11 @@ def run_command(args, home, timeout=900, env=None, **kwargs):
 
 
 def run_main(args, home, env=None):
-    """`run_command` without a new process, for the many one-line-error checks: the console
-    script's `main(argv)` runs here with the same environment, its output captured, and
-    returns a CompletedProcess. (A new process costs ~4.5 s of TensorFlow import; that the
-    terminal shows no TensorFlow start-up lines is checked with real processes in test_cli.)"""
+    """`run_command` without a new process, for every command whose test is not about the
+    process itself: the console script's `main(argv)` runs here with the same environment,
+    its output captured, and returns a CompletedProcess. (A new process costs ~4.5 s of
+    TensorFlow import. Real processes stay where the process is the point: TensorFlow's
+    start-up lines kept off the terminal, distribution strategies, a missing simulator.)"""
     from importlib.metadata import entry_points
 
     (script,) = entry_points(group="console_scripts", name=args[0])
