@@ -60,8 +60,7 @@ def beam_search(next_log_probs, batch_size, max_length, start_id, end_id, beam_s
         total = score[:, None] + log_probs  # [rows, V]
         new_length = tf.where(done, length, length + 1)
         ranked = normalised(total, new_length[:, None])
-        top, index = tf.math.top_k(tf.reshape(ranked, [batch_size, k * vocab]), k)  # [N, k]
-        del top
+        index = tf.math.top_k(tf.reshape(ranked, [batch_size, k * vocab]), k).indices  # [N, k]
         parent = tf.reshape(index // vocab + tf.range(batch_size)[:, None] * k, [-1])  # rows
         token = tf.reshape(index % vocab, [-1])
         score = tf.gather(tf.reshape(total, [-1]), parent * vocab + token)

@@ -137,12 +137,8 @@ def generation_parity(outputs, reference, fmt, quantize="none"):
     """Generated text: exact-match rate (1.0 required); `score`: max |diff| of the log-prob
     relative to its size, characters equal; the logits core: next-byte probabilities by
     max |diff| and top-1 per position."""
-    from shared.export.verify import compare, tolerance
-
-    tol = tolerance(fmt, quantize)
     if "logits" in reference:
-        probs = [_softmax(np.asarray(d["logits"], np.float64)).reshape(-1, VOCABULARY_SIZE) for d in (outputs, reference)]
-        return {**compare(*probs, tol), "tolerance": tol}
+        return logits_parity(outputs, reference, fmt, quantize)
     tol = {"text_match": 1.0, "log_prob_rel_diff": 1e-4}
     match = float(np.mean([a == b for a, b in zip(outputs["text"], reference["text"])]))
     out, ref = np.asarray(outputs["score/log_prob"], np.float64), np.asarray(reference["score/log_prob"], np.float64)
@@ -150,6 +146,16 @@ def generation_parity(outputs, reference, fmt, quantize="none"):
     chars = bool(np.array_equal(outputs["score/num_chars"], reference["score/num_chars"]))
     return {"text_match": match, "log_prob_rel_diff": rel, "num_chars_equal": float(chars), "tolerance": tol,
             "passed": match >= tol["text_match"] and rel <= tol["log_prob_rel_diff"] and chars}
+
+
+def logits_parity(outputs, reference, fmt, quantize="none"):
+    """A logits core (`"logits"` [..., V]): next-token probabilities by max |diff| and top-1
+    per position."""
+    from shared.export.verify import compare, tolerance
+
+    tol = tolerance(fmt, quantize)
+    probs = [_softmax(np.asarray(d["logits"], np.float64)) for d in (outputs, reference)]
+    return {**compare(*(p.reshape(-1, p.shape[-1]) for p in probs), tol), "tolerance": tol}
 
 
 def _softmax(x):

@@ -280,21 +280,13 @@ def translation_core(model, info):
 
 def translation_parity(outputs, reference, fmt, quantize="none"):
     """Translations: exact-match rate (1.0 required); the TFLite core: next-piece
-    probabilities by max |diff| and top-1 agreement."""
-    from shared.export.verify import compare, tolerance
-
+    probabilities by max |diff| and top-1 agreement (`logits_parity`)."""
     if "logits" in reference:
-        tol = tolerance(fmt, quantize)
-        probs = [_softmax(np.asarray(d["logits"], np.float64)) for d in (outputs, reference)]
-        probs = [p.reshape(-1, p.shape[-1]) for p in probs]
-        return {**compare(*probs, tol), "tolerance": tol}
+        from apps.nlp.language_model import logits_parity
+
+        return logits_parity(outputs, reference, fmt, quantize)
     match = float(np.mean([a == b for a, b in zip(outputs["translation"], reference["translation"])]))
     return {"translation_match": match, "tolerance": {"translation_match": 1.0}, "passed": match >= 1.0}
-
-
-def _softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 def decode_translations(outputs, info):

@@ -46,6 +46,7 @@ def cached_vocabulary(texts, vocabulary_size, reserved=()):
     import json
 
     from shared.data.cache import data_cache
+    from shared.export.atomic import atomic_write_text
 
     texts = list(texts)
     key = hashlib.sha1(json.dumps([texts, vocabulary_size, list(reserved)]).encode("utf-8")).hexdigest()
@@ -54,10 +55,7 @@ def cached_vocabulary(texts, vocabulary_size, reserved=()):
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     vocabulary = learn_vocabulary(texts, vocabulary_size, reserved)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(vocabulary, f, ensure_ascii=False)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(vocabulary, ensure_ascii=False))
     return vocabulary
 
 
