@@ -77,6 +77,7 @@ def load_run(app, tasks, path):
     if saved is None:
         raise UserError(f"{run.path}: no config.yaml in this run directory")
     cfg = config_lib.resolve(task.config, overrides=saved)
+    task = task.for_config(cfg)
     info = run.read_info().get("data_info")
     if not info:
         return run, task, cfg, None

@@ -1,5 +1,6 @@
 """The task contract: one declarative record per task, registered in its app's registry."""
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -95,6 +96,9 @@ class Task:
              round of `cfg.epochs` the model acts, an expert labels what it met, and the next
              round trains on the union; `cfg.dagger_rounds` rounds. It caches a round's data in
              `directory` and reloads it from there (a resumed run trains on the same data).
+    modes:   {mode: {field: value}}: a task of several modes (chat's retrieval and generative)
+             names, per value of its config's `mode`, the fields that differ from the record's
+             own (which serve the first mode); `for_config(cfg)` gives the resolved record.
     """
 
     config: type
@@ -117,6 +121,13 @@ class Task:
     explain: Callable | None = None
     grow: Callable | None = None
     epoch_plots: Callable | None = None
+    modes: dict = field(default_factory=dict)
+
+    def for_config(self, cfg):
+        """This record with the fields of `cfg.mode` (itself for a task of one mode)."""
+        if not self.modes:
+            return self
+        return dataclasses.replace(self, **self.modes.get(cfg.mode, {}), modes={})
 
     def serving_model(self, model, info, raw=True):
         """The model users call: the task's serving graph, or the trained model's one output

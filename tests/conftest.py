@@ -94,17 +94,18 @@ def home(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
     """`tiny_runs(app, task)` -> (home, run directory) of `dl-<app> train <task> --tiny` with
-    SavedModel and TFLite exports (run in this process, `run_main`): trained once per test
-    worker, shared by the end-to-end test and the app's own tests (`SAME_WORKER` keeps those
-    files on one worker)."""
+    SavedModel and TFLite exports (run in this process, `run_main`; `task:mode` adds `--mode
+    mode`): trained once per test worker, shared by the end-to-end test and the app's own
+    tests (`SAME_WORKER` keeps those files on one worker)."""
     runs = {}
 
     def get(app, task):
         if (app, task) not in runs:
-            home = tmp_path_factory.mktemp(f"tiny-{app}-{task}")
-            result = run_main([f"dl-{app}", "train", task, "--tiny", "--run-name", "tiny", "--quiet",
-                               "--export", "savedmodel,tflite"], home)
-            runs[app, task] = home, home / "saved_models" / app / task / "tiny", result
+            name, _, mode = task.partition(":")
+            home = tmp_path_factory.mktemp(f"tiny-{app}-{name}-{mode}")
+            result = run_main([f"dl-{app}", "train", name, "--tiny", "--run-name", "tiny", "--quiet",
+                               "--export", "savedmodel,tflite", *(["--mode", mode] if mode else [])], home)
+            runs[app, task] = home, home / "saved_models" / app / name / "tiny", result
         home, run, result = runs[app, task]
         assert result.returncode == 0, result.stderr[-3000:]
         return home, run

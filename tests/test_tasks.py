@@ -16,7 +16,9 @@ from shared.cli import APPS
 
 
 def app_tasks(app):
-    return importlib.import_module(APPS[app]).TASKS.names()
+    """Every registered task, and `task:mode` for each further mode of a task of several."""
+    tasks = importlib.import_module(APPS[app]).TASKS
+    return [name + suffix for name in tasks.names() for suffix in ["", *(f":{m}" for m in tasks.get(name)().modes)]]
 
 
 def tiny_end_to_end(tiny_runs, app, task):

@@ -11,6 +11,8 @@ The known replies are kept with the run (`info.extra["saved"]["replies"]`).
 import keras
 import numpy as np
 
+CANDIDATES = 100  # replies ranked per message in the figures both modes report
+
 USAGE = [
     "SavedModel `serving_default(text: string[N]) -> {reply: string[N], score: float32[N]}`: the best-scoring "
     "known reply and its cosine similarity; a multi-turn context is `previous turn [SEP] message`.",
@@ -19,23 +21,43 @@ USAGE = [
 ]
 
 
-def build_chat_data(cfg):
-    """Unbatched ({"context", "reply"} strings, reply id) datasets: every pair trains; the test
+def chat_splits(cfg):
+    """(train, validation, test pairs, the distinct known replies): every pair trains; the test
     and validation sets are held-out variants of every message (apps.nlp.conversations)."""
-    import tensorflow as tf
-
-    from apps.nlp.conversations import SEP, load_conversations, message_variant
-    from shared.data.subword import WordPieceTokenizer, cached_vocabulary
-    from shared.tasks import Data, DataInfo
+    from apps.nlp.conversations import load_conversations, message_variant
 
     pairs = load_conversations(cfg.data, cfg.language)
-    replies = sorted({r for _, r in pairs})
-    index = {r: i for i, r in enumerate(replies)}
     train = pairs
     if cfg.max_train_examples and cfg.max_train_examples < len(pairs):
         keep = np.random.default_rng(cfg.seed).permutation(len(pairs))[:cfg.max_train_examples]
         train = [pairs[i] for i in sorted(keep)]
-    vocabulary = cached_vocabulary([c for c, _ in train] + replies, cfg.vocabulary_size, reserved=(SEP,))
+    validation, test = ([(message_variant(c, seed), r) for c, r in pairs] for seed in (cfg.seed + 1, 1))
+    return train, validation, test, sorted({r for _, r in pairs})
+
+
+def chat_vocabulary(cfg, train, replies):
+    """The WordPiece vocabulary of contexts and replies (cached), `[SEP]` reserved."""
+    from apps.nlp.conversations import SEP
+    from shared.data.subword import cached_vocabulary
+
+    return cached_vocabulary([c for c, _ in train] + replies, cfg.vocabulary_size, reserved=(SEP,))
+
+
+def chat_source(cfg, train, replies):
+    return (f"{cfg.data} ({cfg.language}): {len(train)} message/reply pairs trained, {len(replies)} distinct "
+            "replies; test = a held-out variant of every message")
+
+
+def build_chat_data(cfg):
+    """Unbatched ({"context", "reply"} strings, reply id) datasets (`chat_splits`)."""
+    import tensorflow as tf
+
+    from shared.data.subword import WordPieceTokenizer
+    from shared.tasks import Data, DataInfo
+
+    train, validation, test, replies = chat_splits(cfg)
+    index = {r: i for i, r in enumerate(replies)}
+    vocabulary = chat_vocabulary(cfg, train, replies)
     text = keras.Input(shape=(), dtype="string", name="context")
     reply = keras.Input(shape=(), dtype="string", name="reply")
     tokenizer = WordPieceTokenizer(vocabulary, cfg.sequence_length, name="tokenizer")
@@ -51,15 +73,11 @@ def build_chat_data(cfg):
              "reply": tf.constant(answers, tf.string, shape=[len(rows)])},
             np.array([index[r] for r in answers], np.int32)))
 
-    variants = {name: [(message_variant(c, seed), r) for c, r in pairs]
-                for name, seed in (("validation", cfg.seed + 1), ("test", 1))}
-    info = DataInfo(input_shape=(), input_dtype="string", num_train=len(train), num_val=len(pairs), num_test=len(pairs),
-                    preprocess=preprocess,
-                    source=f"{cfg.data} ({cfg.language}): {len(pairs)} message/reply pairs, {len(replies)} distinct "
-                           "replies; test = a held-out variant of every message",
+    info = DataInfo(input_shape=(), input_dtype="string", num_train=len(train), num_val=len(validation),
+                    num_test=len(test), preprocess=preprocess, source=chat_source(cfg, train, replies),
                     extra={"train_limited": True, "vocabulary_size": len(vocabulary), "usage": USAGE,
                            "saved": {"replies": replies}})
-    return Data(make(train), make(variants["validation"]), make(variants["test"]), info)
+    return Data(make(train), make(validation), make(test), info)
 
 
 def build_dual_encoder(cfg, info):
@@ -129,7 +147,8 @@ def _replies(info):
 
 def chat_report(model, ds, info, plots_dir):
     """Recall@1 / @5 and mean reciprocal rank of the right reply among all known replies, on
-    the held-out message variants; chance levels beside them; a few sample answers."""
+    the held-out message variants, and among `candidate_sets` (as the generative mode
+    reports them); chance levels beside them; a few sample answers."""
     responder = Responder(model, info.preprocess, _replies(info))
     contexts, labels = [], []
     for x, y in ds.as_numpy_iterator():
@@ -137,15 +156,44 @@ def chat_report(model, ds, info, plots_dir):
         labels.append(int(y))
     scores = np.concatenate([np.asarray(responder.similarities(np.array(contexts[i:i + 256], dtype=object)))
                              for i in range(0, len(contexts), 256)])
-    labels = np.asarray(labels)
-    rank = 1 + (scores > scores[np.arange(len(labels)), labels][:, None]).sum(1)  # ties: the optimistic rank
-    n = len(_replies(info))
     samples = [{"message": c.decode("utf-8"), "reply": _replies(info)[int(np.argmax(s))],
                 "expected": _replies(info)[y], "score": float(np.max(s))}
                for c, s, y in zip(contexts[:5], scores[:5], labels[:5])]
-    return {"recall_at_1": float(np.mean(rank <= 1)), "recall_at_5": float(np.mean(rank <= 5)),
-            "mean_reciprocal_rank": float(np.mean(1.0 / rank)), "num_messages": len(labels), "num_replies": n,
-            "chance_recall_at_1": 1.0 / n, "chance_recall_at_5": min(5, n) / n, "samples": samples}, []
+    return {**ranking_figures(scores, labels), **candidate_figures(scores, labels), "num_messages": len(labels),
+            "num_replies": scores.shape[1], "samples": samples}, []
+
+
+def candidate_sets(labels, num_replies, k=CANDIDATES, seed=0):
+    """Reply ids int [messages, k]: the right reply first, then k - 1 others drawn at random
+    (seeded: both modes rank the same sets; ranking all replies is too slow for the generative one)."""
+    rng = np.random.default_rng(seed)
+    k = min(k, num_replies)
+    out = np.zeros((len(labels), k), int)
+    for i, label in enumerate(labels):
+        others = rng.choice(num_replies - 1, k - 1, replace=False)
+        out[i] = [label, *(others + (others >= label))]
+    return out
+
+
+def ranking_figures(scores, labels, suffix=""):
+    """Recall@1 / @5 and mean reciprocal rank of the right reply (`labels`, column ids) in
+    `scores` [messages, replies], with chance levels; ties get the optimistic rank. Keys end
+    in `suffix`."""
+    labels = np.asarray(labels)
+    rank = 1 + (scores > scores[np.arange(len(labels)), labels][:, None]).sum(1)
+    n = scores.shape[1]
+    figures = {"recall_at_1": float(np.mean(rank <= 1)), "recall_at_5": float(np.mean(rank <= 5)),
+               "mean_reciprocal_rank": float(np.mean(1.0 / rank)), "chance_recall_at_1": 1.0 / n,
+               "chance_recall_at_5": min(5, n) / n}
+    return {f"{k}{suffix}": v for k, v in figures.items()}
+
+
+def candidate_figures(scores, labels):
+    """`ranking_figures` among `candidate_sets` (keys end in `_of_100`): `scores` [messages,
+    all replies] or, with `labels` None, already [messages, candidates] right reply first."""
+    if labels is not None:
+        scores = np.take_along_axis(scores, candidate_sets(labels, scores.shape[1]), 1)
+    return ranking_figures(scores, np.zeros(len(scores), int), f"_of_{scores.shape[1]}")
 
 
 def chat_serving(model, info):
@@ -173,12 +221,16 @@ def chat_core(model, info):
 
 def chat_parity(outputs, reference, fmt, quantize="none"):
     """Replies: exact-match rate (1.0) and score by max |diff|; the TFLite core: the scores by
-    max |diff| and the best reply's agreement."""
+    max |diff| and the best reply's agreement (retrieval), next-piece probabilities (generative)."""
     from shared.export.verify import compare, tolerance
 
     if "scores" in reference:
         tol = tolerance(fmt, quantize)
         return {**compare(np.asarray(outputs["scores"]), np.asarray(reference["scores"]), tol), "tolerance": tol}
+    if "logits" in reference:  # the generative mode's seq2seq core
+        from apps.nlp.language_model import logits_parity
+
+        return logits_parity(outputs, reference, fmt, quantize)
     match = float(np.mean([a == b for a, b in zip(outputs["reply"], reference["reply"])]))
     diff = float(np.max(np.abs(np.asarray(outputs["score"]) - np.asarray(reference["score"])), initial=0.0))
     return {"reply_match": match, "score_max_abs_diff": diff,

@@ -152,18 +152,24 @@ def _chat_arguments(parser):
 
 
 def _chat(run, task, cfg, info, args):
-    """An interactive session: the reply and its score per message; `/reset` forgets the
+    """An interactive session: the reply and its score (retrieval: the cosine; generative: the
+    mean log-probability per piece) per message; `/reset` forgets the
     previous turn, `/quit` (or Ctrl-D) ends; readline keeps the history."""
     from apps.nlp.chat import Responder
+    from apps.nlp.chat_generative import reply_writer
     from apps.nlp.conversations import SEP
     from shared.training.engine import load_model
 
     if run.task != "chat":
         raise UserError(f"{run.path}: a {run.task} run; dl-nlp chat needs a chat run")
-    responder = Responder(load_model(run), info.preprocess, info.extra["saved"]["replies"])
+    model = load_model(run)
+    generative = cfg.mode == "generative"
+    respond = (reply_writer(model, info) if generative
+               else Responder(model, info.preprocess, info.extra["saved"]["replies"]).respond)
+    score_name = "log-prob/piece" if generative else "score"
 
     def answer(context):
-        out = responder.respond([context])
+        out = respond([context])
         return out["reply"].numpy()[0].decode("utf-8"), float(out["score"].numpy()[0])
 
     if args.once is not None:
@@ -175,7 +181,8 @@ def _chat(run, task, cfg, info, args):
         import readline  # noqa: F401 -- line editing and history for input()
     except ImportError:
         pass
-    print("Chatting with the run's known replies; /reset forgets the conversation, /quit ends.", flush=True)
+    print(f"Chatting ({cfg.mode}: {'replies written by the model' if generative else 'the known replies'}); "
+          "/reset forgets the conversation, /quit ends.", flush=True)
     previous = None
     while True:
         try:
@@ -192,7 +199,7 @@ def _chat(run, task, cfg, info, args):
         if not message:
             continue
         reply, score = answer(f"{previous} {SEP} {message}" if previous else message)
-        print(f"bot> {reply}   [score {score:.3f}]", flush=True)
+        print(f"bot> {reply}   [{score_name} {score:.3f}]", flush=True)
         previous = reply
 
 

@@ -11,6 +11,7 @@ from apps.nlp.language_model import (build_language_model, decode_generations, g
                                      next_token_accuracy, next_token_loss)
 from apps.nlp.chat import (build_chat_data, build_dual_encoder, chat_core, chat_parity, chat_report, chat_serving,
                            decode_replies, in_batch_accuracy, in_batch_loss)
+from apps.nlp.chat_generative import build_generative_chat_data, generative_chat_report, generative_chat_serving
 from apps.nlp.translation import (bucketed_translation_batch, build_translate_data, build_translation_model, decode_translations,
                                   token_accuracy, token_loss, translation_core, translation_parity,
                                   translation_report, translation_serving)
@@ -221,7 +222,24 @@ class SubwordConfig(TrainConfig):
 
 
 @dataclass
-class TranslateConfig(SubwordConfig):
+class Seq2SeqConfig(SubwordConfig):
+    """Fields of the tasks trained as a Transformer encoder-decoder and decoded by beam search."""
+
+    label_smoothing: float = 0.1
+    beam_size: int = 4  # the export's and evaluation's beam search (1: greedy)
+    length_penalty: float = 1.0  # hypotheses ranked by log-prob / length ** this
+
+    def validate(self):
+        super().validate()
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing: expected a fraction in [0, 1); got {self.label_smoothing}")
+        if self.beam_size < 1:
+            raise UserError(f"--beam-size: expected a positive number; got {self.beam_size}")
+        return self
+
+
+@dataclass
+class TranslateConfig(Seq2SeqConfig):
     """Translation. `--data gettext:es|fr|de | tsv:PATH | tfds:NAME` (English -> the language for gettext)."""
 
     data: str = "gettext:es"
@@ -229,9 +247,6 @@ class TranslateConfig(SubwordConfig):
     download: bool = False
     model: str = "transformer_seq2seq_small"
     shared_vocabulary: bool = True  # one vocabulary for both languages (names, numbers, placeholders copy)
-    label_smoothing: float = 0.1
-    beam_size: int = 4  # the export's and evaluation's beam search (1: greedy)
-    length_penalty: float = 1.0  # hypotheses ranked by log-prob / length ** this
     max_test_sentences: int = 0  # 0: the whole test split
     precision: str = "auto"  # mixed bfloat16 where the hardware has it (1.7x the examples/s here, with bucketing)
     epochs: int = 20
@@ -248,10 +263,6 @@ class TranslateConfig(SubwordConfig):
 
     def validate(self):
         super().validate()
-        if not 0 <= self.label_smoothing < 1:
-            raise UserError(f"--label-smoothing: expected a fraction in [0, 1); got {self.label_smoothing}")
-        if self.beam_size < 1:
-            raise UserError(f"--beam-size: expected a positive number; got {self.beam_size}")
         if self.max_test_sentences < 0:
             raise UserError(f"--max-test-sentences: expected 0 (all) or a positive number; got {self.max_test_sentences}")
         return self
@@ -278,13 +289,17 @@ def translate():
     )
 
 
-@dataclass
-class ChatConfig(SubwordConfig):
-    """Chatbot, retrieval mode. `--data chatterbot | yaml:DIR | tsv:PATH`; `--language` for chatterbot."""
+CHAT_ARCHITECTURES = {"retrieval": "transformer_dual_encoder", "generative": "transformer_seq2seq"}
 
+
+@dataclass
+class ChatConfig(Seq2SeqConfig):
+    """Chatbot. `--mode retrieval | generative`; `--data chatterbot | yaml:DIR | tsv:PATH`; `--language` for chatterbot."""
+
+    mode: str = "retrieval"  # retrieval: the best-scoring known reply; generative: a reply written by beam search
     data: str = "chatterbot"
     language: str = "english"  # chatterbot-corpus's folder
-    model: str = "transformer_dual_encoder_small"
+    model: str = "small"  # a model name, or tiny | small: the mode's model of that size
     vocabulary_size: int = 4000  # WordPiece pieces at most
     sequence_length: int = 48  # pieces per context or reply
     epochs: int = 40
@@ -296,9 +311,15 @@ class ChatConfig(SubwordConfig):
     @classmethod
     def tiny(cls):
         # all 836 English pairs for 10 epochs (~15 s): enough to learn (the tests check it on this run)
-        return cls(model="transformer_dual_encoder_tiny", epochs=10, batch_size=32, learning_rate=3e-3,
-                   vocabulary_size=1000, sequence_length=32, steps_per_execution=4, export="",
-                   early_stopping_patience=0)
+        return cls(model="tiny", epochs=10, batch_size=32, learning_rate=3e-3, vocabulary_size=1000,
+                   sequence_length=32, beam_size=2, steps_per_execution=4, export="", early_stopping_patience=0)
+
+    def validate(self):
+        if self.mode not in CHAT_ARCHITECTURES:
+            raise UserError(f"--mode: expected one of {', '.join(CHAT_ARCHITECTURES)}; got '{self.mode}'")
+        if self.model in ("tiny", "small"):
+            self.model = f"{CHAT_ARCHITECTURES[self.mode]}_{self.model}"
+        return super().validate()
 
 
 @TASKS.register("chat")
@@ -316,6 +337,12 @@ def chat():
         serving=chat_serving,
         core=chat_core,
         parity=chat_parity,
-        description="chatbot, retrieval: a dual encoder trained with in-batch negatives picks the best known reply "
-                    "(chatterbot-corpus, YAML, TSV); recall@1/5, MRR",
+        modes={"generative": dict(data=build_generative_chat_data, model=build_translation_model,
+                                  loss=lambda cfg, info: token_loss(cfg.label_smoothing),
+                                  step_metrics={"token_accuracy": token_accuracy}, metrics=generative_chat_report,
+                                  train_batch=bucketed_translation_batch, serving=generative_chat_serving,
+                                  core=translation_core)},
+        description="chatbot: --mode retrieval, a dual encoder trained with in-batch negatives picks the best known "
+                    "reply; --mode generative, a seq2seq Transformer writes one (chatterbot-corpus, YAML, TSV); "
+                    "recall@1/5, MRR, perplexity",
     )

@@ -56,10 +56,18 @@ def tokenizers(preprocess):
     return preprocess.get_layer("source_tokenizer"), preprocess.get_layer("target_tokenizer")
 
 
-def build_translate_data(cfg):
-    """Unbatched ({"source", "target"} strings, label ids int32 [sequence_length]) datasets."""
+def seq2seq_examples(pairs, preprocess):
+    """Unbatched ({"source", "target"} strings, label ids int32 [sequence_length]) of (source,
+    target) pairs: the labels are the target's pieces then [END]."""
     import tensorflow as tf
 
+    _, target_tokenizer = tokenizers(preprocess)
+    sources, targets = (tf.constant([p[i] for p in pairs], tf.string, shape=[len(pairs)]) for i in (0, 1))
+    return tf.data.Dataset.from_tensor_slices(({"source": sources, "target": targets}, target_tokenizer(targets)[:, 1:]))
+
+
+def build_translate_data(cfg):
+    """Unbatched `seq2seq_examples` of the train / validation / test sentence pairs."""
     from apps.nlp.parallel import load_parallel
     from shared.tasks import Data, DataInfo
 
@@ -70,13 +78,7 @@ def build_translate_data(cfg):
     test = splits["test"][:cfg.max_test_sentences] if cfg.max_test_sentences else splits["test"]
     source_vocabulary, target_vocabulary = _vocabularies(cfg, train)
     preprocess = translation_tokenizer(source_vocabulary, target_vocabulary, cfg.sequence_length)
-    _, target_tokenizer = tokenizers(preprocess)
-
-    def make(pairs):
-        sources, targets = (tf.constant([p[i] for p in pairs], tf.string, shape=[len(pairs)]) for i in (0, 1))
-        return tf.data.Dataset.from_tensor_slices(({"source": sources, "target": targets},
-                                                   target_tokenizer(targets)[:, 1:]))
-
+    make = lambda pairs: seq2seq_examples(pairs, preprocess)  # noqa: E731
     info = DataInfo(input_shape=(), input_dtype="string", num_train=len(train), num_val=len(splits["validation"]),
                     num_test=len(test), preprocess=preprocess,
                     source=f"{cfg.data}: {len(train)} train / {len(splits['validation'])} validation / {len(test)} "
@@ -94,7 +96,7 @@ def build_translation_model(cfg, info):
     from shared.errors import UserError
 
     if architectures.architecture_of(cfg.model) != "transformer_seq2seq":
-        raise UserError(f"--model {cfg.model}: translate needs a transformer_seq2seq* model")
+        raise UserError(f"--model {cfg.model}: expected a transformer_seq2seq* model")
     return architectures.build(cfg.model, encoder_vocabulary_size=info.extra["source_vocabulary_size"],
                                decoder_vocabulary_size=info.extra["target_vocabulary_size"],
                                sequence_length=cfg.sequence_length, trim_padding=True)
@@ -150,7 +152,7 @@ class Translator:
         self.encoder, self.decoder = seq2seq.encoder_model(), seq2seq.decoder_model()
         self.max_length = seq2seq.sequence_length - 1
         spec = [tf.TensorSpec([None], tf.string)]
-        self._compiled = {greedy: tf.function(lambda t, greedy=greedy: self(t, greedy), input_signature=spec)
+        self._compiled = {greedy: tf.function(lambda t, greedy=greedy: self.scored(t, greedy), input_signature=spec)
                           for greedy in (False, True)}
 
     def ids(self, text, greedy=False):
@@ -176,22 +178,35 @@ class Translator:
         return beam_search(next_log_probs, n, self.max_length, START, END, k, self.length_penalty)
 
     def __call__(self, text, greedy=False):
+        return self.scored(text, greedy)[0]
+
+    def scored(self, text, greedy=False):
+        """(output string [N], its mean log-probability per piece float32 [N], [END] counted)."""
+        import tensorflow as tf
+
         from shared.data.subword import detokenize
 
-        tokens, _, _ = self.ids(text, greedy)
-        return detokenize(tokens, self.target_tokenizer.vocabulary)
+        tokens, log_prob, lengths = self.ids(text, greedy)
+        mean = log_prob / tf.cast(tf.maximum(lengths, 1), tf.float32)
+        return detokenize(tokens, self.target_tokenizer.vocabulary), mean
 
     def texts(self, sources, greedy=False, batch_size=64):
         """Translations (str) of a list of sentences, in batches."""
+        return self.decode_all(sources, greedy, batch_size)[0]
+
+    def decode_all(self, sources, greedy=False, batch_size=64):
+        """(outputs (str), mean log-probabilities per piece) of a list of sentences, in batches."""
         import tensorflow as tf
 
-        out = []
+        texts, scores = [], []
         for i in range(0, len(sources), batch_size):
-            out += [t.decode("utf-8") for t in self._compiled[greedy](tf.constant(sources[i:i + batch_size])).numpy()]
-        return out
+            out, score = self._compiled[greedy](tf.constant(sources[i:i + batch_size]))
+            texts += [t.decode("utf-8") for t in out.numpy()]
+            scores += [float(s) for s in score.numpy()]
+        return texts, scores
 
 
-def _beam(info):
+def beam_settings(info):
     """The run's (beam size, length penalty)."""
     saved = info.extra.get("saved") or {}
     return int(saved.get("beam_size", 4)), float(saved.get("length_penalty", 1.0))
@@ -210,7 +225,7 @@ def translation_report(model, ds, info, plots_dir):
     import sacrebleu
     import time
 
-    cfg_beam, cfg_penalty = _beam(info)
+    cfg_beam, cfg_penalty = beam_settings(info)
     examples = list(ds.as_numpy_iterator())
     sources = [x["source"].decode("utf-8") for x, _ in examples]
     references = [x["target"].decode("utf-8") for x, _ in examples]
@@ -228,11 +243,11 @@ def translation_report(model, ds, info, plots_dir):
             result["samples"] = [{"source": s, "reference": r, "translation": h}
                                  for s, r, h in zip(sources[:SAMPLES], references[:SAMPLES], hypotheses[:SAMPLES])]
     result["bleu"], result["chrf"] = result["beam"]["bleu"], result["beam"]["chrf"]
-    result.update(_teacher_forced(model, ds, info))
+    result.update(teacher_forced_figures(model, ds))
     return result, []
 
 
-def _teacher_forced(model, ds, info):
+def teacher_forced_figures(model, ds):
     """Test loss without smoothing: perplexity per target piece, and next-piece accuracy."""
     import math
 
@@ -248,22 +263,26 @@ def _teacher_forced(model, ds, info):
 
 
 # --- serving and export ------------------------------------------------------------------------------
-def translation_serving(model, info):
-    """`serving_default(text: string[N]) -> {"translation": string[N]}` (beam search inside)."""
+def seq2seq_serving(model, info, outputs):
+    """`serving_default(text: string[N]) -> outputs(translator, text)` (a dict of named
+    tensors; beam search inside, the run's `beam_settings`)."""
     import tensorflow as tf
 
     from shared.export.endpoints import Endpoints
 
-    translator = Translator(_seq2seq(model), info.preprocess, *_beam(info))
-
-    def serve(text):
-        return {"translation": translator(text)}
+    translator = Translator(_seq2seq(model), info.preprocess, *beam_settings(info))
 
     def verify_inputs(inputs):
         return {"serving_default": {"text": np.asarray(inputs["source"], dtype=object)[:32]}}
 
-    return Endpoints({"serving_default": (serve, [tf.TensorSpec([None], tf.string, name="text")])},
+    return Endpoints({"serving_default": (lambda text: outputs(translator, text),
+                                          [tf.TensorSpec([None], tf.string, name="text")])},
                      track=[_seq2seq(model), info.preprocess], verify_inputs=verify_inputs)
+
+
+def translation_serving(model, info):
+    """`serving_default(text: string[N]) -> {"translation": string[N]}` (beam search inside)."""
+    return seq2seq_serving(model, info, lambda translator, text: {"translation": translator(text)})
 
 
 def translation_core(model, info):

@@ -62,6 +62,7 @@ def data_info_dict(info):
 
 def train(app, task_name, task, cfg, run_name=None, verbose=True):
     """Trains (or resumes) a run and, on the chief, evaluates, exports and documents it."""
+    task = task.for_config(cfg)
     strategy = resolve_strategy(cfg.distribution, cfg.cpu_replicas, cfg.tpu)
     if cfg.distribution == "multi_worker" and not (run_name or os.environ.get("DLSUITE_RUN_NAME")):
         raise UserError("--distribution multi_worker: pass --run-name so every worker writes the same run")
