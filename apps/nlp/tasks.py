@@ -40,11 +40,30 @@ def sentiment_report(model, ds, info, plots_dir):
 
 
 @dataclass
-class TextConfig(TrainConfig):
-    """Fields every text task shares: the word tokenizer's size and length, the schedule."""
+class TokenizedConfig(TrainConfig):
+    """A tokenizer's vocabulary size and sequence length, checked against the class's minimums."""
 
     vocabulary_size: int = 20000
     sequence_length: int = 64
+    MIN_VOCABULARY = 3  # padding, unknown, a word
+    MIN_LENGTH = 1
+    UNIT = "words"
+
+    def validate(self):
+        super().validate()
+        if self.vocabulary_size < self.MIN_VOCABULARY:
+            raise UserError(f"--vocabulary-size: expected at least {self.MIN_VOCABULARY} {self.UNIT}; "
+                            f"got {self.vocabulary_size}")
+        if self.sequence_length < self.MIN_LENGTH:
+            raise UserError(f"--sequence-length: expected at least {self.MIN_LENGTH} {self.UNIT}; "
+                            f"got {self.sequence_length}")
+        return self
+
+
+@dataclass
+class TextConfig(TokenizedConfig):
+    """Fields every word-level text task shares: the word tokenizer's size and length, the schedule."""
+
     batch_size: int = 64
     learning_rate: float = 1e-3
     lr_schedule: str = "cosine"
@@ -54,14 +73,6 @@ class TextConfig(TrainConfig):
     def tiny(cls):
         return cls(epochs=2, batch_size=32, max_train_examples=512, steps_per_execution=4, export="",
                    vocabulary_size=500, sequence_length=32, early_stopping_patience=0)
-
-    def validate(self):
-        super().validate()
-        if self.vocabulary_size < 3:
-            raise UserError(f"--vocabulary-size: expected at least 3 (padding, unknown, a word); got {self.vocabulary_size}")
-        if self.sequence_length < 1:
-            raise UserError(f"--sequence-length: expected a positive length; got {self.sequence_length}")
-        return self
 
 
 @dataclass
@@ -206,19 +217,14 @@ def generate():
 
 
 @dataclass
-class SubwordConfig(TrainConfig):
+class SubwordConfig(TokenizedConfig):
     """Fields of the tasks on WordPiece subwords (shared/data/subword.py)."""
 
     vocabulary_size: int = 8000  # WordPiece pieces at most (the learner may stop below)
     sequence_length: int = 64  # pieces per text
-
-    def validate(self):
-        super().validate()
-        if self.vocabulary_size < 16:
-            raise UserError(f"--vocabulary-size: expected at least 16 pieces; got {self.vocabulary_size}")
-        if self.sequence_length < 4:
-            raise UserError(f"--sequence-length: expected at least 4 pieces; got {self.sequence_length}")
-        return self
+    MIN_VOCABULARY = 16
+    MIN_LENGTH = 4  # [START], a piece, [END] and room
+    UNIT = "pieces"
 
 
 @dataclass
