@@ -23,16 +23,21 @@ USAGE = [
 
 def chat_splits(cfg):
     """(train, validation, test pairs, the distinct known replies): every pair trains; the test
-    and validation sets are held-out variants of every message (apps.nlp.conversations)."""
+    and validation sets are held-out variants of every message (apps.nlp.conversations), or
+    of `--max-eval-messages` of them."""
     from apps.nlp.conversations import load_conversations, message_variant
 
     pairs = load_conversations(cfg.data, cfg.language)
-    train = pairs
-    if cfg.max_train_examples and cfg.max_train_examples < len(pairs):
-        keep = np.random.default_rng(cfg.seed).permutation(len(pairs))[:cfg.max_train_examples]
-        train = [pairs[i] for i in sorted(keep)]
     validation, test = ([(message_variant(c, seed), r) for c, r in pairs] for seed in (cfg.seed + 1, 1))
-    return train, validation, test, sorted({r for _, r in pairs})
+    return (_sample(pairs, cfg.max_train_examples, cfg.seed), _sample(validation, cfg.max_eval_messages, cfg.seed),
+            _sample(test, cfg.max_eval_messages, cfg.seed), sorted({r for _, r in pairs}))
+
+
+def _sample(rows, limit, seed):
+    """`limit` rows drawn at random (seeded), in their order; all of them for 0."""
+    if not limit or limit >= len(rows):
+        return rows
+    return [rows[i] for i in sorted(np.random.default_rng(seed).permutation(len(rows))[:limit])]
 
 
 def chat_vocabulary(cfg, train, replies):

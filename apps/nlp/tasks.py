@@ -306,6 +306,7 @@ class ChatConfig(Seq2SeqConfig):
     data: str = "chatterbot"
     language: str = "english"  # chatterbot-corpus's folder
     model: str = "small"  # a model name, or tiny | small: the mode's model of that size
+    max_eval_messages: int = 0  # validation and test message variants at most (0: one per pair)
     vocabulary_size: int = 4000  # WordPiece pieces at most
     sequence_length: int = 48  # pieces per context or reply
     epochs: int = 40
@@ -318,13 +319,16 @@ class ChatConfig(Seq2SeqConfig):
     def tiny(cls):
         # all 836 English pairs for 10 epochs (~15 s): enough to learn (the tests check it on this run)
         return cls(model="tiny", epochs=10, batch_size=32, learning_rate=3e-3, vocabulary_size=1000,
-                   sequence_length=32, beam_size=2, steps_per_execution=4, export="", early_stopping_patience=0)
+                   sequence_length=32, beam_size=2, max_eval_messages=300, steps_per_execution=4, export="",
+                   early_stopping_patience=0)
 
     def validate(self):
         if self.mode not in CHAT_ARCHITECTURES:
             raise UserError(f"--mode: expected one of {', '.join(CHAT_ARCHITECTURES)}; got '{self.mode}'")
         if self.model in ("tiny", "small"):
             self.model = f"{CHAT_ARCHITECTURES[self.mode]}_{self.model}"
+        if self.max_eval_messages < 0:
+            raise UserError(f"--max-eval-messages: expected 0 (all) or a positive number; got {self.max_eval_messages}")
         return super().validate()
 
 

@@ -149,7 +149,7 @@ class Translator:
 
         self.seq2seq, self.beam_size, self.length_penalty = seq2seq, int(beam_size), float(length_penalty)
         self.source_tokenizer, self.target_tokenizer = tokenizers(preprocess)
-        self.encoder, self.decoder = seq2seq.encoder_model(), seq2seq.decoder_model()
+        self.encoder = seq2seq.encoder_model()
         self.max_length = seq2seq.sequence_length - 1
         spec = [tf.TensorSpec([None], tf.string)]
         self._compiled = {greedy: tf.function(lambda t, greedy=greedy: self.scored(t, greedy), input_signature=spec)
@@ -166,16 +166,16 @@ class Translator:
         source = TrimPadding()(self.source_tokenizer(text))
         k = 1 if greedy else self.beam_size
         source = tf.repeat(source, k, axis=0)
-        sequence = self.encoder(source)
+        step, cache = self.seq2seq.cached_decoding(source, self.encoder(source), self.max_length)
 
-        def next_log_probs(prefix, step):
-            logits = self.decoder({"encoder_tokens": source, "encoder_sequence": sequence, "decoder_tokens": prefix})
-            return tf.nn.log_softmax(tf.cast(logits[:, -1], tf.float32))
+        def next_log_probs(token, index, cache):
+            logits, cache = step(token, index, cache)
+            return tf.nn.log_softmax(tf.cast(logits, tf.float32)), cache
 
         n = tf.shape(text)[0]
         if greedy:
-            return greedy_decode(next_log_probs, n, self.max_length, START, END)
-        return beam_search(next_log_probs, n, self.max_length, START, END, k, self.length_penalty)
+            return greedy_decode(next_log_probs, cache, n, self.max_length, START, END)
+        return beam_search(next_log_probs, cache, n, self.max_length, START, END, k, self.length_penalty)
 
     def __call__(self, text, greedy=False):
         return self.scored(text, greedy)[0]

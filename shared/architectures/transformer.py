@@ -269,6 +269,37 @@ class TransformerSeq2Seq(ArgsConfig, keras.Model):
         return keras.Model({"encoder_tokens": enc_ids, "encoder_sequence": enc, "decoder_tokens": dec_ids}, logits,
                            name="seq2seq_decoder")
 
+    def cached_decoding(self, encoder_tokens, encoder_sequence, max_length):
+        """(step, cache) to decode a piece at a time with keras-hub's attention caches (each
+        step costs one position, not the whole prefix): `step(token [N], index, cache) ->
+        (logits [N, V], cache)` for the piece after `token` at position `index`; `cache` is
+        the self-attention keys/values [N, layers, 2, max_length, heads, head_dim]. The
+        cross-attention keys/values of `encoder_sequence` are computed once, here."""
+        embedding = self.get_layer("seq2seq_decoder_embedding")
+        layers = [self.get_layer(f"seq2seq_decoder_layer{i}") for i in range(self.num_layers)]
+        head = self.get_layer("seq2seq_logits")
+        n, steps = keras.ops.shape(encoder_tokens)[0], keras.ops.shape(encoder_tokens)[1]
+        shape, dtype = (self.num_heads, self.hidden_dim // self.num_heads), layers[0].compute_dtype
+        attend = dict(encoder_sequence=encoder_sequence, encoder_padding_mask=keras.ops.not_equal(encoder_tokens, 0))
+        # a pass over a dummy piece fills each layer's cross-attention cache (it depends on the encoder only)
+        x, cross = embedding(keras.ops.zeros((n, 1), "int32")), []
+        for layer in layers:
+            x, _, cache = layer(x, self_attention_cache=keras.ops.zeros((n, 2, 1, *shape), dtype),
+                                self_attention_cache_update_index=0,
+                                cross_attention_cache=keras.ops.zeros((n, 2, steps, *shape), dtype),
+                                cross_attention_cache_update_index=0, **attend)
+            cross.append(cache)
+
+        def step(token, index, cache):
+            x, updated = embedding(token[:, None], start_index=index), []
+            for i, layer in enumerate(layers):
+                x, layer_cache, _ = layer(x, self_attention_cache=cache[:, i], self_attention_cache_update_index=index,
+                                          cross_attention_cache=cross[i], **attend)
+                updated.append(layer_cache)
+            return head(x)[:, 0], keras.ops.stack(updated, axis=1)
+
+        return step, keras.ops.zeros((n, self.num_layers, 2, max_length, *shape), dtype)
+
 
 @keras.saving.register_keras_serializable(package="dlsuite")
 @register(

@@ -86,25 +86,41 @@ def test_beam_search_with_one_beam_is_greedy_and_more_beams_score_higher():
     from shared.decoding import beam_search, greedy_decode
 
     keras.utils.set_random_seed(3)
-    model = TransformerSeq2Seq(40, 40, 16, 1, 2, 32, 64, 0.0)
-    source = tf.constant(np.random.default_rng(0).integers(4, 40, (4, 6)), tf.int32)
+    model = TransformerSeq2Seq(40, 40, 16, 2, 2, 32, 64, 0.0)
+    source = tf.constant(np.random.default_rng(0).integers(4, 40, (4, 6)) * np.array([1, 1, 1, 1, 0, 0]), tf.int32)
     encoder, decoder = model.encoder_model(), model.decoder_model()
-    full = model({"encoder_tokens": source, "decoder_tokens": tf.constant([[2, 7, 9]] * 4)})
-    parts = decoder({"encoder_tokens": source, "encoder_sequence": encoder(source),
-                     "decoder_tokens": tf.constant([[2, 7, 9]] * 4)})
+    prefix = tf.constant([[2, 7, 9]] * 4)
+    full = model({"encoder_tokens": source, "decoder_tokens": prefix})
+    parts = decoder({"encoder_tokens": source, "encoder_sequence": encoder(source), "decoder_tokens": prefix})
     np.testing.assert_allclose(full, parts, atol=1e-6)
+    # cached decoding, a piece at a time, gives the whole prefix's logits at every position
+    step, cache = model.cached_decoding(source, encoder(source), 12)
+    for index in range(3):
+        logits, cache = step(prefix[:, index], index, cache)
+        np.testing.assert_allclose(logits, full[:, index], atol=1e-5)
 
     def step_fn(k):
         rows = tf.repeat(source, k, 0)
-        sequence = encoder(rows)
-        return lambda prefix, t: tf.nn.log_softmax(decoder({"encoder_tokens": rows, "encoder_sequence": sequence,
-                                                            "decoder_tokens": prefix})[:, -1])
+        step, cache = model.cached_decoding(rows, encoder(rows), 12)
 
-    greedy = greedy_decode(step_fn(1), 4, 12, 2, 3)
-    one = beam_search(step_fn(1), 4, 12, 2, 3, beam_size=1)
+        def next_log_probs(token, index, cache):
+            logits, cache = step(token, index, cache)
+            return tf.nn.log_softmax(logits), cache
+
+        return next_log_probs, cache
+
+    greedy = greedy_decode(*step_fn(1), 4, 12, 2, 3)
+    one = beam_search(*step_fn(1), 4, 12, 2, 3, beam_size=1)
     for a, b in zip(greedy, one):
         np.testing.assert_allclose(a, b, rtol=1e-6)
-    four = beam_search(step_fn(4), 4, 12, 2, 3, beam_size=4, length_penalty=0.0)
+    # greedy by hand with the uncached decoder: the same pieces
+    tokens = tf.fill([4, 1], 2)
+    for _ in range(12):
+        logits = decoder({"encoder_tokens": source, "encoder_sequence": encoder(source), "decoder_tokens": tokens})
+        tokens = tf.concat([tokens, tf.argmax(logits[:, -1], -1, output_type=tf.int32)[:, None]], 1)
+    for row, length in zip(range(4), greedy[2].numpy()):
+        np.testing.assert_array_equal(greedy[0][row, :length], tokens[row, 1:length + 1])
+    four = beam_search(*step_fn(4), 4, 12, 2, 3, beam_size=4, length_penalty=0.0)
     assert np.all(four[1].numpy() >= greedy[1].numpy() - 1e-5)  # plain sums: the beam finds at least greedy's
 
 
