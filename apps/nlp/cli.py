@@ -153,8 +153,8 @@ def _chat_arguments(parser):
 
 def _chat(run, task, cfg, info, args):
     """An interactive session: the reply and its score (retrieval: the cosine; generative: the
-    mean log-probability per piece) per message; `/reset` forgets the
-    previous turn, `/quit` (or Ctrl-D) ends; readline keeps the history."""
+    mean log-probability per piece) per message; `/reset` forgets the previous turn, `/quit`
+    (or Ctrl-D) ends; readline keeps the history."""
     from apps.nlp.chat import Responder
     from apps.nlp.chat_generative import reply_writer
     from apps.nlp.conversations import SEP

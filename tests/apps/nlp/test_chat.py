@@ -46,7 +46,7 @@ def test_tiny_run_ranks_the_right_reply_first_for_training_messages(tiny_runs):
     _, run = tiny_runs("nlp", "chat")  # tiny() trains on every pair for 10 epochs
     run = open_run(str(run))
     test = engine.read_metrics(run)["test"]
-    # measured: recall@1 0.053, @5 0.19 on the variants (chance 0.0012; 0.13, 0.36 after 20 epochs)
+    # measured on the 300 tiny variants: recall@1 0.073, @5 0.20 (chance 0.0012; 0.13, 0.36 after 20 epochs on all)
     assert test["recall_at_1"] > 20 * test["chance_recall_at_1"] and test["recall_at_5"] > test["recall_at_1"]
     assert test["num_replies"] > 700 and len(test["samples"]) == 5
     assert test["recall_at_1_of_100"] >= test["recall_at_1"] and test["chance_recall_at_1_of_100"] == 0.01
@@ -116,15 +116,15 @@ def test_generative_mode_learns_beyond_a_unigram_model_and_ranks_replies(tiny_ru
     _, task, cfg, info = load_run("nlp", TASKS, str(run))
     assert cfg.model == "transformer_seq2seq_tiny" and task.metrics.__name__ == "generative_chat_report"
     history = json.loads((run / "history.json").read_text())
-    assert history[-1]["val_loss"] < history[0]["val_loss"] - 1.0, history  # measured 5.06 -> 3.36
+    assert history[-1]["val_loss"] < history[0]["val_loss"] - 1.0, history  # measured 5.06 -> 3.42
     test = json.loads((run / "metrics.json").read_text())["test"]
     # a unigram model of the reply pieces, fitted on the very replies it is scored on, is the floor to beat
     _, target_tokenizer = tokenizers(info.preprocess)
     ids = np.asarray(target_tokenizer(np.array([r for _, r in load_conversations("chatterbot")], dtype=object)))[:, 1:]
     counts = np.bincount(ids[ids > 0])
     unigram = float(np.exp(-np.mean(np.log(counts[ids[ids > 0]] / counts.sum()))))
-    assert test["perplexity"] < unigram / 3, (test["perplexity"], unigram)  # measured 23.8 vs 198
-    # measured 0.086 and 0.21 (chance 0.01 and 0.05)
+    assert test["perplexity"] < unigram / 3, (test["perplexity"], unigram)  # measured 24.6 vs 198
+    # measured 0.070 and 0.16 (chance 0.01 and 0.05)
     assert test["recall_at_1_of_100"] > 4 * test["chance_recall_at_1_of_100"]
     assert test["recall_at_5_of_100"] > 2 * test["chance_recall_at_5_of_100"]
     assert 0 <= test["written"]["exact_match"] <= test["written"]["known_reply_rate"] <= 1 and len(test["samples"]) == 5
