@@ -26,18 +26,13 @@ def chat_splits(cfg):
     and validation sets are held-out variants of every message (apps.nlp.conversations), or
     of `--max-eval-messages` of them."""
     from apps.nlp.conversations import load_conversations, message_variant
+    from apps.nlp.parallel import seeded_sample
 
     pairs = load_conversations(cfg.data, cfg.language)
     validation, test = ([(message_variant(c, seed), r) for c, r in pairs] for seed in (cfg.seed + 1, 1))
-    return (_sample(pairs, cfg.max_train_examples, cfg.seed), _sample(validation, cfg.max_eval_messages, cfg.seed),
-            _sample(test, cfg.max_eval_messages, cfg.seed), sorted({r for _, r in pairs}))
-
-
-def _sample(rows, limit, seed):
-    """`limit` rows drawn at random (seeded), in their order; all of them for 0."""
-    if not limit or limit >= len(rows):
-        return rows
-    return [rows[i] for i in sorted(np.random.default_rng(seed).permutation(len(rows))[:limit])]
+    return (seeded_sample(pairs, cfg.max_train_examples, cfg.seed),
+            seeded_sample(validation, cfg.max_eval_messages, cfg.seed),
+            seeded_sample(test, cfg.max_eval_messages, cfg.seed), sorted({r for _, r in pairs}))
 
 
 def chat_vocabulary(cfg, train, replies):

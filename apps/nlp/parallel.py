@@ -150,6 +150,15 @@ def split_of(source, test_fraction, validation_fraction):
     return "test" if bucket < test_fraction else "validation" if bucket < test_fraction + validation_fraction else "train"
 
 
+def seeded_sample(rows, limit, seed):
+    """`limit` rows drawn at random (seeded), in their order; all of them for 0."""
+    import numpy as np
+
+    if not limit or limit >= len(rows):
+        return rows
+    return [rows[i] for i in sorted(np.random.default_rng(seed).permutation(len(rows))[:limit])]
+
+
 def split_pairs(pairs, test_fraction, validation_fraction):
     """{split: [(source, target)]}: each source in one split only (its first pair kept)."""
     splits, seen = {"train": [], "validation": [], "test": []}, set()

@@ -68,13 +68,11 @@ def seq2seq_examples(pairs, preprocess):
 
 def build_translate_data(cfg):
     """Unbatched `seq2seq_examples` of the train / validation / test sentence pairs."""
-    from apps.nlp.parallel import load_parallel
+    from apps.nlp.parallel import load_parallel, seeded_sample
     from shared.tasks import Data, DataInfo
 
     splits = load_parallel(cfg.data, cfg.data_dir, cfg.download)
-    train = splits["train"]
-    if cfg.max_train_examples and cfg.max_train_examples < len(train):  # before the vocabulary is learned
-        train = [train[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(train))[:cfg.max_train_examples])]
+    train = seeded_sample(splits["train"], cfg.max_train_examples, cfg.seed)  # before the vocabulary is learned
     test = splits["test"][:cfg.max_test_sentences] if cfg.max_test_sentences else splits["test"]
     source_vocabulary, target_vocabulary = _vocabularies(cfg, train)
     preprocess = translation_tokenizer(source_vocabulary, target_vocabulary, cfg.sequence_length)
