@@ -11,7 +11,7 @@ DEBS   := $(VENV)/debs
 L10N   := es fr de
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 setup: $(VENV)/.installed $(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON) $(APERTIUM) $(DEBS)/.complete
 
@@ -45,13 +45,18 @@ demo: setup
 	$(BIN)/dlsuite demo
 
 # Two pytest workers (one per core), a test file per worker at a time (files sharing an app's
-# tiny runs go together), the longest first (tests/conftest.py; xdist would otherwise start
-# the files with the most tests): half the wall time of one process.
+# tiny runs go together), the longest first by the last whole run's durations
+# (tests/conftest.py, tests/durations.json): half the wall time of one process.
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
+# The inner loop: every test but the `slow` ones (training beyond a few steps, new processes,
+# or over 2 s in the last whole run), in under 3 minutes.
+test-fast: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
+
 bench: setup
-	$(BIN)/dlsuite bench
+	$(BIN)/dlsuite bench --all
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,1 +1,4 @@
-"""dlsuite applications: each app is a task registry over the shared library."""
+"""The suite's apps: `dl-<name>` -> its package (configs.py, tasks.py, cli.py, …)."""
+
+APPS = {"vision": "apps.vision", "nlp": "apps.nlp", "speech": "apps.speech", "health": "apps.healthcare",
+        "drive": "apps.driving"}

@@ -1,4 +1,5 @@
-"""The one command-line implementation: `dl-<app>` for each app and `dlsuite` for the suite.
+"""The one command-line implementation of every `dl-<app>` (the suite's own `dlsuite` is
+`apps/suite.py`, above the apps).
 
 Every user mistake ends in one line on stderr (`dl-vision: error: …`) and exit code 2.
 """
@@ -14,13 +15,11 @@ from typing import Callable
 from shared.errors import UserError
 from shared.terminal import quiet_native_stderr, wants_verbose
 
-APPS = {"vision": "apps.vision.tasks", "nlp": "apps.nlp.tasks", "speech": "apps.speech.tasks",
-        "health": "apps.healthcare.tasks", "drive": "apps.driving.tasks"}
 VERBOSE_HELP = ("TensorFlow's own messages go to a log file (see DLSUITE_NATIVE_LOG); "
                 "--verbose anywhere or DLSUITE_VERBOSE=1 shows them on the terminal.")
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse that reports mistakes in one line instead of usage + message."""
 
     def error(self, message):
@@ -32,7 +31,7 @@ def _fail(prog, error):
     return 2
 
 
-def _guard(prog, fn):
+def guard(prog, fn):
     """Runs `fn`, turning UserErrors and Ctrl-C into one line and a non-zero exit."""
     try:
         return fn() or 0
@@ -47,44 +46,20 @@ def _guard(prog, fn):
 
 
 # --- dl-<app> --------------------------------------------------------------
-def _task_parser(prog, task_name, task):
+def _task_parser(prog, task_name, config):
     from shared.training import config as config_lib
 
-    parser = _Parser(prog=f"{prog} train {task_name}", description=task.config.__doc__,
+    parser = Parser(prog=f"{prog} train {task_name}", description=config.__doc__,
                      argument_default=argparse.SUPPRESS)
     parser.add_argument("--config", metavar="FILE", help="YAML file of field: value, read before the flags")
     parser.add_argument("--tiny", action="store_true", help="the task's seconds-long smoke configuration")
     parser.add_argument("--run-name", metavar="NAME", help="run directory name (reuse it to resume)")
     parser.add_argument("--quiet", action="store_true", help="print only the run directory")
-    for name, kind, default in config_lib.fields(task.config):
+    for name, kind, default in config_lib.fields(config):
         choices = config_lib.CHOICES.get(name)
         parser.add_argument(f"--{config_lib.flag(name)}", dest=name, metavar=kind.__name__.upper(),
                             help=f"default: {default}" + (f" (one of {', '.join(choices)})" if choices else ""))
     return parser
-
-
-def load_run(app, tasks, path):
-    """(run, task, config, DataInfo or None) of a run directory of `dl-<app>`; UserError otherwise."""
-    from shared.tasks import DataInfo
-    from shared.training import config as config_lib
-    from shared.training.rundir import open_run
-
-    run = open_run(path)
-    if run.app != app:
-        raise UserError(f"{path}: a dl-{run.app} run, not a dl-{app} one")
-    task = tasks.get(run.task)()
-    saved = run.read_config()
-    if saved is None:
-        raise UserError(f"{run.path}: no config.yaml in this run directory")
-    cfg = config_lib.resolve(task.config, overrides=saved)
-    task = task.for_config(cfg)
-    info = run.read_info().get("data_info")
-    if not info:
-        return run, task, cfg, None
-    from shared.training.engine import load_preprocess
-
-    return run, task, cfg, DataInfo(**{**info, "input_shape": tuple(info["input_shape"]),
-                                       "class_names": tuple(info["class_names"])}, preprocess=load_preprocess(run))
 
 
 @dataclass
@@ -101,14 +76,16 @@ class AppCommand:
     on_run: bool = True
 
 
-def app_main(app, tasks, argv=None, commands=()):
+def app_main(app, package, argv=None, commands=()):
+    """`dl-<app>` over the app `package` (e.g. "apps.vision"): its `configs.CONFIGS` parse and
+    check a training's flags before TensorFlow is imported (a mistake costs no start-up); its
+    `tasks.TASKS` registry is imported only for the work itself."""
     prog = f"dl-{app}"
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_native_stderr(wants_verbose(argv))
-    if isinstance(tasks, str):  # a module path, imported only now that TF's start-up lines go to the log
-        tasks = importlib.import_module(tasks).TASKS
-    parser = _Parser(prog=prog, description=f"dlsuite {app} app", epilog=VERBOSE_HELP)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    registry = lambda: importlib.import_module(f"{package}.tasks").TASKS  # noqa: E731 (imports TensorFlow)
+    parser = Parser(prog=prog, description=f"dlsuite {app} app", epilog=VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     sub.add_parser("tasks", help="list the tasks")
     p = sub.add_parser("train", help="train a task (flags: see 'train TASK --help')", add_help=False)
     p.add_argument("task")
@@ -143,17 +120,19 @@ def app_main(app, tasks, argv=None, commands=()):
         if args.command != "train" and rest:
             raise UserError(f"unrecognized arguments: {' '.join(rest)}")
         if args.command == "tasks":
-            for name, factory in tasks.items():
+            for name, factory in registry().items():
                 task = factory()
                 print(f"{name:12s} {task.description}")
             return 0
         if args.command == "train":
-            return _train(prog, app, tasks, args.task, rest)
+            return _train(prog, app, package, args.task, rest)
         if args.command in own and not own[args.command].on_run:
             return own[args.command].run(args)
         from shared.training import engine
 
-        run_dir, task, cfg, info = load_run(app, tasks, args.run_dir)
+        from shared.training.runs import load_run
+
+        run_dir, task, cfg, info = load_run(app, registry(), args.run_dir)
         if args.command == "evaluate":
             metrics = engine.evaluate_run(run_dir, task, cfg)
             print(json.dumps({k: v for k, v in metrics["test"].items() if not isinstance(v, (dict, list))}))
@@ -169,22 +148,27 @@ def app_main(app, tasks, argv=None, commands=()):
                 print(os.path.join(run_dir.path, results[name].get("path", name)))
         return 0
 
-    return _guard(prog, run)
+    return guard(prog, run)
 
 
-def _train(prog, app, tasks, task_name, rest):
+def _train(prog, app, package, task_name, rest):
+    """Parses and checks the flags with the app's configs alone, then trains."""
     from shared.training import config as config_lib
 
-    task = tasks.get(task_name)()
+    configs = importlib.import_module(f"{package}.configs").CONFIGS
+    if task_name not in configs:
+        raise UserError(f"unknown {app} task '{task_name}'; expected one of: {', '.join(sorted(configs))}")
+    parser = _task_parser(prog, task_name, configs[task_name])
     if "-h" in rest or "--help" in rest:
-        _task_parser(prog, task_name, task).print_help()
+        parser.print_help()
         return 0
-    args = vars(_task_parser(prog, task_name, task).parse_args(rest))
+    args = vars(parser.parse_args(rest))
     options = {k: args.pop(k) for k in ("config", "tiny", "run_name", "quiet") if k in args}
-    cfg = config_lib.resolve(task.config, tiny=options.get("tiny", False),
+    cfg = config_lib.resolve(configs[task_name], tiny=options.get("tiny", False),
                              config_file=options.get("config"), overrides=args)
     from shared.training import engine
 
+    task = importlib.import_module(f"{package}.tasks").TASKS.get(task_name)()
     run = engine.train(app, task_name, task, cfg, run_name=options.get("run_name"),
                        verbose=not options.get("quiet", False))
     print(f"Run directory: {run.path}")
@@ -196,7 +180,7 @@ def _predict(run, task, info, inputs, as_json, out_dir=None):
     import numpy as np
 
     from shared.tasks import read_inputs
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
 
     model = load_model(run)
     if info is None:
@@ -226,7 +210,7 @@ def _explain(run, task, info, args):
     import numpy as np
 
     from shared.explain import explain, overlay_png
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
 
     if task.explain is not None:
         return task.explain(run, load_model(run), info, args)
@@ -256,7 +240,7 @@ def _explain_text(run, info, args):
 
     from shared.data.text import vocabulary
     from shared.explain.tokens import colour_tokens, token_integrated_gradients
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
 
     if args.method == "gradcam" or args.layer:
         raise UserError("text runs are explained with integrated gradients only (no --method gradcam, --layer)")
@@ -276,86 +260,3 @@ def _explain_text(run, info, args):
             shown = (colour_tokens(*zip(*tokens)) if tokens and sys.stdout.isatty()
                      else " ".join(f"{t}[{a:+.3f}]" for t, a in tokens))
             print(f"{what}: {shown}")
-
-
-# --- dlsuite ---------------------------------------------------------------
-def suite_main(argv=None):
-    prog = "dlsuite"
-    argv = list(sys.argv[1:] if argv is None else argv)
-    quiet_native_stderr(wants_verbose(argv))
-    parser = _Parser(prog=prog, description="dlsuite: the whole suite", epilog=VERBOSE_HELP)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("apps", help="list the apps and their tasks")
-    sub.add_parser("architectures", help="list the architecture builders and variants with parameter counts")
-    p = sub.add_parser("demo", help="train, evaluate, export and verify the default classifier")
-    p.add_argument("--tiny", action="store_true", help="a seconds-long demo")
-    p = sub.add_parser("bench", help="suite vs plain Keras speed; SavedModel vs int8 TFLite")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--examples", type=int, default=20000)
-    p.add_argument("--rounds", type=int, default=2)
-    p = sub.add_parser("tensorboard", help="serve TensorBoard on the run logs")
-    p.add_argument("--logdir", default=None)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=6006)
-    p = sub.add_parser("launch", help="start N local workers with TF_CONFIG: launch --workers N -- CMD…")
-    p.add_argument("--workers", type=int, required=True)
-    p.add_argument("--run-name", default=None)
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
-
-    def run():
-        args = parser.parse_args(argv)
-        if args.command == "apps":
-            for app, module in APPS.items():
-                tasks = importlib.import_module(module).TASKS
-                print(f"dl-{app}: {', '.join(tasks.names())}")
-        elif args.command == "architectures":
-            from shared.architectures.summary import describe
-
-            for row in describe():
-                params = f"{row['params']:>12,d}" if row["params"] is not None else f"{'error':>12s}"
-                print(f"{row['variant']:28s} {row['architecture']:24s} {params}  {row.get('error') or row['doc']}")
-        elif args.command == "demo":
-            from shared.demo import demo
-
-            demo(tiny=args.tiny)
-        elif args.command == "bench":
-            from shared.bench import bench
-
-            bench(epochs=args.epochs, examples=args.examples, rounds=args.rounds)
-        elif args.command == "tensorboard":
-            from shared.training.rundir import home
-
-            return serve_tensorboard(args.logdir or os.path.join(home(), "tensorboard_logs"), args.host, args.port)
-        elif args.command == "launch":
-            from shared.training.launch import launch
-
-            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-            return launch(cmd, args.workers, run_name=args.run_name)
-        return 0
-
-    return _guard(prog, run)
-
-
-def serve_tensorboard(logdir, host, port):
-    if not os.path.isdir(logdir):
-        raise UserError(f"--logdir {logdir}: no such directory (train something first)")
-    from tensorboard import program
-
-    tb = program.TensorBoard()
-    tb.configure(argv=[None, "--logdir", logdir, "--host", host, "--port", str(port)])
-    try:
-        url = tb.launch()
-    except program.TensorBoardServerException as e:
-        raise UserError(f"--port {port}: {e}") from None
-    print(f"TensorBoard at {url} (logs: {logdir}); Ctrl-C to stop", flush=True)
-    try:
-        import time
-
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(suite_main())

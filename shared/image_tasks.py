@@ -9,8 +9,6 @@ function whose unbatched examples are
 the whole task: model, loss, pycocotools / IoU reports, serving graph, parity and rendering.
 """
 
-from dataclasses import dataclass
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -24,27 +22,6 @@ from shared.evaluation.segmentation import (decode_mask, pixel_accuracy_per_exam
 from shared.export.parity import detection_parity, mask_parity
 from shared.tasks import Task
 from shared.training.detection_loss import detection_loss
-
-
-@dataclass
-class DetectorFields:
-    """Config fields of the RetinaNet-style detector (`shared/architectures/detection.py`)."""
-
-    model: str = "retinanet_small"
-    min_level: int = 3
-    max_level: int = 4
-    anchor_size: float = 3.0
-    box_loss: str = "smooth_l1"
-
-
-@dataclass
-class SegmenterFields:
-    """Config fields of the U-Net segmenter."""
-
-    model: str = "unet_small"
-    model_size: int = 64  # the U-Net works at this size (0: the input size); masks come out full size
-    base_filters: int = 16
-    depth: int = 3
 
 
 def detection_task(config, data, description, report=detection_report):

@@ -96,6 +96,8 @@ class Task:
              round of `cfg.epochs` the model acts, an expert labels what it met, and the next
              round trains on the union; `cfg.dagger_rounds` rounds. It caches a round's data in
              `directory` and reloads it from there (a resumed run trains on the same data).
+    float32_reason: why `--precision auto` keeps this task in float32 (its accuracy drops
+             in bfloat16 at equal steps, measured); "" lets auto measure speed and decide.
     modes:   {mode: {field: value}}: a task of several modes (chat's retrieval and generative)
              names, per value of its config's `mode`, the fields that differ from the record's
              own (which serve the first mode); `for_config(cfg)` gives the resolved record.
@@ -121,6 +123,7 @@ class Task:
     explain: Callable | None = None
     grow: Callable | None = None
     epoch_plots: Callable | None = None
+    float32_reason: str = ""
     modes: dict = field(default_factory=dict)
 
     def for_config(self, cfg):
@@ -166,6 +169,16 @@ def classifier_task(**fields):
                     step_metrics={"accuracy": accuracy_per_example}, decode=decode_probabilities,
                     monitor="val_accuracy")
     return Task(**{**defaults, **fields})
+
+
+def load_data(task, cfg):
+    """The task's data with `--max-train-examples` applied."""
+    data = task.data(cfg)
+    limited = data.info.extra.get("train_limited")  # the data function applied it (to part of the data)
+    if cfg.max_train_examples and cfg.max_train_examples < data.info.num_train and not limited:
+        data.train = data.train.take(cfg.max_train_examples)
+        data.info.num_train = cfg.max_train_examples
+    return data
 
 
 def end_to_end(model, info):

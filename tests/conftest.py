@@ -1,9 +1,11 @@
 """Shared fixtures: run the installed console scripts in a private DLSUITE_HOME."""
 
 import contextlib
+import functools
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -96,7 +98,7 @@ def tiny_runs(tmp_path_factory):
     """`tiny_runs(app, task)` -> (home, run directory) of `dl-<app> train <task> --tiny` with
     SavedModel and TFLite exports (run in this process, `run_main`; `task:mode` adds `--mode
     mode`): trained once per test worker, shared by the end-to-end test and the app's own
-    tests (`SAME_WORKER` keeps those files on one worker)."""
+    tests (`group` keeps the files that use an app's runs on one worker)."""
     runs = {}
 
     def get(app, task):
@@ -113,57 +115,99 @@ def tiny_runs(tmp_path_factory):
     return get
 
 
-# Test files (under tests/) that use an app's tiny runs -> the end-to-end test file that trains
-# them. `make test` schedules test files whole (`--dist loadfile`); these run with theirs.
-SAME_WORKER = {
-    "test_cli.py": "apps/vision/test_end_to_end.py",
-    "apps/vision/test_video.py": "apps/vision/test_end_to_end.py",
-    "apps/vision/test_synthesize.py": "apps/vision/test_end_to_end.py",
-    "apps/vision/test_face_detection.py": "apps/vision/test_end_to_end.py",
-    "apps/nlp/test_pretrain.py": "apps/nlp/test_end_to_end.py",
-    "apps/nlp/test_translate.py": "apps/nlp/test_end_to_end.py",
-    "apps/nlp/test_chat.py": "apps/nlp/test_end_to_end.py",
-    "apps/speech/test_kws.py": "apps/speech/test_end_to_end.py",
-    "apps/speech/test_asr.py": "apps/speech/test_end_to_end.py",
-    "apps/healthcare/test_risk.py": "apps/healthcare/test_end_to_end.py",
-    "apps/driving/test_driving.py": "apps/driving/test_end_to_end.py",
-}
-
-# The longest groups (measured: trained fixtures, end-to-end runs) start first, so
-# pytest-xdist fills the end of the run with short files instead of leaving one worker idle
-# while the other runs a long file it picked up last.
-LONG_FIRST = (  # seconds of one worker's time, measured: 310, 280, 250, 250, 220, 180, 160, 130, 120, 100, 60, 47
-    "apps/vision/test_scene_tasks.py", "apps/nlp/test_end_to_end.py", "apps/speech/test_end_to_end.py",
-    "apps/vision/test_end_to_end.py", "shared/training/test_distributed.py", "apps/nlp/test_generate.py",
-    "apps/driving/test_end_to_end.py", "apps/nlp/test_sentiment.py", "apps/healthcare/test_end_to_end.py",
-    "apps/healthcare/test_imaging.py",
-    "apps/healthcare/test_treatment.py", "apps/vision/test_faces.py",
-    "test_bench.py",
-)
+# --- scheduling: `make test` runs test files whole on two workers (`--dist loadfile`) ----------
+TESTS = os.path.dirname(os.path.abspath(__file__))
+DURATIONS = os.path.join(TESTS, "durations.json")  # the last whole run's seconds per test, rewritten by it
+SLOW_SECONDS = 2.0  # a test that took longer in the last whole run is `slow` (left out of `make test-fast`)
+_TINY_RUN_APP = re.compile(r"\btiny_runs\b\W+\"(\w+)\"")  # tiny_runs("vision", …) / tiny_end_to_end(tiny_runs, "vision", …)
 
 
-def _group(path):
-    """The scheduling unit of a test file path relative to tests/."""
-    return SAME_WORKER.get(path, path)
+@functools.lru_cache(maxsize=None)
+def group(path):
+    """The scheduling unit of a test file (path relative to tests/): `tiny_runs:<app>` for every
+    file that uses an app's tiny runs (they run on one worker, which trains each run once),
+    else the file itself. Read from the file's source, so a new file is grouped by itself."""
+    try:
+        with open(os.path.join(TESTS, path)) as f:
+            apps = _TINY_RUN_APP.findall(f.read())
+    except OSError:
+        return path
+    return f"tiny_runs:{min(apps)}" if apps else path
+
+
+def _relative(nodeid):
+    path = nodeid.split("::", 1)[0]
+    return path[len("tests/"):] if path.startswith("tests/") else path
+
+
+def recorded_durations():
+    """{node id: seconds} of the last whole run (empty before the first)."""
+    try:
+        with open(DURATIONS) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _shared_fixtures(item):
+    """The fixtures set up once for many tests (by whichever runs first) that `item` uses:
+    session-scoped ones by name, module-scoped ones by file and name."""
+    defs = getattr(item, "_fixtureinfo", None)
+    defs = defs.name2fixturedefs if defs else {}
+    return {name if d[-1].scope == "session" else f"{item.path}:{name}" for name, d in defs.items()
+            if d and d[-1].scope in ("module", "session") and not name.startswith("tmp_path")}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    tests = os.path.dirname(os.path.abspath(__file__))
-    rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    relative = lambda item: os.path.relpath(str(item.path), tests).replace(os.sep, "/")  # noqa: E731
-    items.sort(key=lambda item: rank.get(_group(relative(item)), len(LONG_FIRST)))  # stable: other orders kept
+    """Marks `slow` the tests that took over SLOW_SECONDS in the last whole run, with every test
+    sharing a module or session fixture with one (its set-up moves to whichever runs first),
+    and orders the groups longest first by the last whole run's durations, so pytest-xdist
+    fills the end of the run with short files instead of leaving one worker idle while the
+    other runs a long file it picked up last."""
+    seconds = recorded_durations()
+    slow_fixtures = {"tiny_runs"}
+    for item in items:
+        if seconds.get(item.nodeid, 0.0) > SLOW_SECONDS:
+            slow_fixtures |= _shared_fixtures(item)
+    for item in items:
+        if seconds.get(item.nodeid, 0.0) > SLOW_SECONDS or _shared_fixtures(item) & slow_fixtures:
+            item.add_marker(pytest.mark.slow)
+    totals = {}
+    for item in items:
+        key = group(_relative(item.nodeid))
+        totals[key] = totals.get(key, 0.0) + seconds.get(item.nodeid, 0.0)
+    items.sort(key=lambda item: -totals[group(_relative(item.nodeid))])  # stable: file order kept within
+
+
+_SECONDS = {}  # node id -> setup + call + teardown seconds of this run (the controller's, under xdist)
+
+
+def pytest_runtest_logreport(report):
+    _SECONDS[report.nodeid] = _SECONDS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After a whole run (the test paths of setup.cfg, no -k or -m, every test passed)
+    rewrites `durations.json`: the next run's slow marks and order come from it."""
+    config = session.config
+    whole = (config.args_source == pytest.Config.ArgsSource.TESTPATHS and not config.getoption("keyword")
+             and not config.getoption("markexpr"))
+    if hasattr(config, "workerinput") or exitstatus != 0 or not whole or len(_SECONDS) < session.testscollected:
+        return
+    with open(DURATIONS, "w") as f:
+        json.dump({k: round(v, 2) for k, v in sorted(_SECONDS.items())}, f, indent=0)
+        f.write("\n")
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` with the `SAME_WORKER` files joined to their end-to-end file (xdist's
-    own `loadgroup` does not group under pytest 9: its node-id suffix is not applied)."""
+    """`--dist loadfile` over `group`s (xdist's own `loadgroup` does not group under pytest 9:
+    its node-id suffix is not applied)."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     class SharedRunScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid):
-            path = nodeid.split("::", 1)[0]
-            return _group(path[len("tests/"):] if path.startswith("tests/") else path)
+            return group(_relative(nodeid))
 
     return SharedRunScheduling(config, log)

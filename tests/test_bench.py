@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.bench import bench
+from apps.convnet_bench import bench
 
 
 def test_bench_reports_both_sides_and_exports(capsys):

@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -224,3 +225,27 @@ def test_failed_start_leaves_no_run(tmp_path, flags, expected):
         assert expected in line, line
         assert not list((tmp_path / "saved_models").glob("vision/classify/*"))
         assert not list((tmp_path / "tensorboard_logs").glob("vision/classify/*"))
+
+
+@pytest.mark.parametrize("app, args, expected", [
+    ("vision", ["train", "classify", "--epochs", "many"], "--epochs: expected int; got 'many'"),
+    ("nlp", ["train", "generate", "--colour", "red"], "unrecognized arguments: --colour"),
+    ("speech", ["train", "asr", "--hours", "0"], "--hours: expected a positive number"),
+    ("health", ["train", "risk", "--hidden", "64,x"], "--hidden: expected a comma list"),
+    ("drive", ["train", "lanes", "--precision", "fp8"], "--precision: expected one of"),
+    ("vision", ["train", "segment-everything"], "unknown vision task"),
+])
+def test_flag_errors_cost_no_tensorflow_start_up(tmp_path, app, args, expected):
+    """A training's flags are parsed and checked by the app's configs alone: the one-line error
+    comes from a process that never imports TensorFlow, well within a second or two."""
+    script = (f"import sys; from shared.cli import app_main; from apps import APPS; "
+              f"code = app_main({app!r}, APPS[{app!r}], {[str(a) for a in args]!r}); "
+              "sys.exit(10 + code if 'tensorflow' in sys.modules or 'keras' in sys.modules else code)")
+    t0 = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "DLSUITE_HOME": str(tmp_path)})
+    seconds = time.monotonic() - t0
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])  # 12: TensorFlow was imported
+    line = error_line(result)
+    assert line.startswith(f"dl-{app}: error: ") and expected in line, line
+    assert seconds < 3.0, seconds

@@ -16,13 +16,6 @@ from shared.errors import UserError
 TASKS = ("detect", "lanes", "policy")
 
 
-def bench_arguments(parser):
-    for task in TASKS:
-        parser.add_argument(f"--{task}", metavar="RUN", help=f"a {task} run with exports")
-    parser.add_argument("--episodes", type=int, default=8, help="episodes per simulator-speed measurement (default 8)")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-
-
 def _sample(run, task, cfg):
     """One real batch-1 input of the run: a recorded frame or observation from its test episodes."""
     from apps.driving.recordings import episode_split, load_steps, recording
@@ -37,9 +30,9 @@ def _sample(run, task, cfg):
 
 
 def _export_latencies(path, app_tasks):
-    from shared.cli import load_run
+    from shared.training.runs import load_run
     from shared.export.verify import run_savedmodel_subprocess, tflite_latency_ms
-    from shared.training.engine import read_metrics
+    from shared.training.runs import read_metrics
 
     run, task, cfg, _ = load_run("drive", app_tasks, path)
     exports = read_metrics(run).get("exports", {})

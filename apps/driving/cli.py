@@ -61,9 +61,10 @@ def _drive(run, task, cfg, info, args):
 
 
 def _bench_arguments(parser):
-    from apps.driving.bench import bench_arguments
-
-    bench_arguments(parser)
+    for task in ("detect", "lanes", "policy"):
+        parser.add_argument(f"--{task}", metavar="RUN", help=f"a {task} run with exports")
+    parser.add_argument("--episodes", type=int, default=8, help="episodes per simulator-speed measurement (default 8)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 def _bench(args):
@@ -84,7 +85,7 @@ COMMANDS = (AppCommand("bench", "batch-1 latency of detect + lanes + policy expo
 
 
 def main(argv=None):
-    return app_main("drive", "apps.driving.tasks", argv, commands=COMMANDS)
+    return app_main("drive", "apps.driving", argv, commands=COMMANDS)
 
 
 if __name__ == "__main__":

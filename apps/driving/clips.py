@@ -64,8 +64,8 @@ def view_run(path, out, episode=None, min_score=0.5):
 
     from apps.driving.recordings import episode_split, recording, step_dataset
     from apps.driving.tasks import TASKS
-    from shared.cli import load_run
-    from shared.training.engine import load_model
+    from shared.training.runs import load_run
+    from shared.training.runs import load_model
 
     run, task, cfg, info = load_run("drive", TASKS, path)
     if run.task not in ("detect", "lanes"):
@@ -104,7 +104,7 @@ def savedmodel_policy(path):
 
 def _policy(run, choice):
     from apps.driving.policy import keras_policy
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
 
     saved = run.file("saved_model")
     if choice == "savedmodel" or (choice == "auto" and os.path.isdir(saved)):

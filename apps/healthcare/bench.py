@@ -50,14 +50,14 @@ def bench_risk(run, task, cfg, info, args):
     from shared.data.tabular import records
     from shared.evaluation import calibration as cal
     from shared.evaluation.regression import regression_metrics
-    from shared.training import engine
+    from shared.training import runs
 
     if run.task != "risk":
         raise UserError(f"{run.path}: a {run.task} run; dl-health bench compares risk runs")
     regression = cfg.task == "regression"
     encoder = find_encoder(info.preprocess)
     splits = split_table(load_table(cfg.data, cfg.target), regression, cfg.split_seed)
-    serving = risk_serving(engine.load_model(run), info)
+    serving = risk_serving(runs.load_model(run), info)
     rows = {}
     started = time.perf_counter()
     ours = {k: np.asarray(v) for k, v in serving(records(splits["test"][0], encoder.columns)).items()}
@@ -71,7 +71,7 @@ def bench_risk(run, task, cfg, info, args):
         return {**cal.risk_metrics(y_test, p_test, cal.operating_threshold(y_val, p_val)), "fit_seconds": fit_seconds}
 
     key = "prediction" if regression else "probability"
-    rows[f"{cfg.model} {cfg.hidden} (this run, MC-dropout)"] = scores(val[key], ours[key], engine.read_metrics(run).get("train_seconds"))
+    rows[f"{cfg.model} {cfg.hidden} (this run, MC-dropout)"] = scores(val[key], ours[key], runs.read_metrics(run).get("train_seconds"))
     features = {name: np.asarray(info.preprocess(records(frame, encoder.columns))) for name, (frame, _) in splits.items()}
     raw = {name: _hgb_frame(frame, encoder) for name, (frame, _) in splits.items()}
     for name, (inputs, model) in peers(regression, cfg.seed).items():
@@ -90,11 +90,11 @@ def bench_risk(run, task, cfg, info, args):
     print(f"  {'model':44s} " + " ".join(f"{c:>11s}" for c in columns))
     for name, r in rows.items():
         print(f"  {name:44s} " + " ".join(f"{r[c]:11.4f}" for c in columns))
-    metrics = engine.read_metrics(run)
+    metrics = runs.read_metrics(run)
     metrics["bench"] = json.loads(json.dumps({"test_records": int(len(y_test)), "models": {
         name: {c: r[c] for c in (*columns, "fit_seconds") if c in r} for name, r in rows.items()}},
         default=lambda v: float(np.asarray(v))))
-    engine.write_metrics(run, metrics)
+    runs.write_metrics(run, metrics)
     print(json.dumps(metrics["bench"]))
 
 
@@ -138,13 +138,13 @@ def bench_treatment(run, task, cfg, info, args):
 
     from apps.healthcare.treatment import _collect, effect_metrics, ihdp, realisation_splits, targeted_effect
     from shared.data.tabular import records
-    from shared.training import engine
+    from shared.training import engine, runs
 
     if cfg.data != "ihdp":
         raise UserError(f"{run.path}: dl-health bench compares treatment runs on IHDP (known effects); this is {cfg.data}")
     realisations = min(args.realisations or cfg.realisations, cfg.realisations)
     data = engine.load_data(task, cfg)
-    outputs, y = _collect(engine.load_model(run), data.test, data.info)
+    outputs, y = _collect(runs.load_model(run), data.test, data.info)
     tau_hat = (outputs["y1"] - outputs["y0"])[:, :realisations]
     rows = {f"{cfg.model} (this run)": effect_metrics(tau_hat, y["tau"][:, :realisations], y["split"][:, :realisations])}
     targeted = targeted_effect(outputs)
@@ -174,8 +174,8 @@ def bench_treatment(run, task, cfg, info, args):
     print("Published, on the standard IHDP-100 draws (different draws: compare as averages):")
     for name, r in PUBLISHED.items():
         print(f"  {name:36s} " + " ".join(f"{r[c]:17.2f}" if c in r else f"{'':17s}" for c in columns))
-    metrics = engine.read_metrics(run)
+    metrics = runs.read_metrics(run)
     metrics["bench"] = json.loads(json.dumps({"realisations": realisations, "models": rows, "published": PUBLISHED},
                                              default=lambda v: float(np.asarray(v))))
-    engine.write_metrics(run, metrics)
+    runs.write_metrics(run, metrics)
     print(json.dumps(metrics["bench"]))

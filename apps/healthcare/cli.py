@@ -24,9 +24,9 @@ def _recommend(run, task, cfg, info, args):
 
 
 def _recommend_arguments(parser):
-    from apps.healthcare.treatment import recommend_arguments
-
-    recommend_arguments(parser)
+    parser.add_argument("patients", help="a CSV of records (header = the covariate columns)")
+    parser.add_argument("--lower-is-better", action="store_true", help="the outcome is harmful (e.g. a risk score)")
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
 
 
 def _segment(run, task, cfg, info, args):
@@ -36,9 +36,9 @@ def _segment(run, task, cfg, info, args):
 
 
 def _segment_arguments(parser):
-    from apps.healthcare.imaging import segment_arguments
-
-    segment_arguments(parser)
+    parser.add_argument("scan", help="a NIfTI file (.nii, .nii.gz) or a folder of one DICOM series")
+    parser.add_argument("--out", required=True, help="the label volume to write (.nii.gz)")
+    parser.add_argument("--window", default=None, help="clip intensities to CENTER,WIDTH first (CT windows)")
 
 
 COMMANDS = (AppCommand("bench", "a risk or treatment run vs the tabular / causal state of the practice, same splits",
@@ -50,7 +50,7 @@ COMMANDS = (AppCommand("bench", "a risk or treatment run vs the tabular / causal
 
 
 def main(argv=None):
-    return app_main("health", "apps.healthcare.tasks", argv, commands=COMMANDS)
+    return app_main("health", "apps.healthcare", argv, commands=COMMANDS)
 
 
 if __name__ == "__main__":

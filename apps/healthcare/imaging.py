@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps.healthcare.configs import SLICE_SHAPE
 from apps.healthcare.volumes import read_nifti, read_volume, to_isotropic
 from shared import architectures
 from shared.errors import UserError
@@ -27,7 +28,6 @@ from shared.evaluation.segmentation import overlays_png, pixel_counts, segment_s
 from shared.tasks import Data, DataInfo
 
 MRICRON = "/usr/share/mricron/templates"
-SLICE_SHAPE = (224, 192)  # (anterior-posterior rows, left-right columns) at 1 mm: Colin27's 217 x 181, padded
 GROUPS = {  # AAL region name (without _L/_R) -> group; classes in this order after background
     "frontal": ("Precentral", "Frontal_Sup", "Frontal_Sup_Orb", "Frontal_Mid", "Frontal_Mid_Orb", "Frontal_Inf_Oper",
                 "Frontal_Inf_Tri", "Frontal_Inf_Orb", "Rolandic_Oper", "Supp_Motor_Area", "Olfactory",
@@ -391,14 +391,8 @@ def _window(text):
     return center, width
 
 
-def segment_arguments(parser):
-    parser.add_argument("scan", help="a NIfTI file (.nii, .nii.gz) or a folder of one DICOM series")
-    parser.add_argument("--out", required=True, help="the label volume to write (.nii.gz)")
-    parser.add_argument("--window", default=None, help="clip intensities to CENTER,WIDTH first (CT windows)")
-
-
 def segment_command(run, task, cfg, info, args):
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
 
     if run.task != "imaging":
         raise UserError(f"{run.path}: a {run.task} run; dl-health segment takes imaging runs")

@@ -362,17 +362,11 @@ def effect_samples(model, info, features, samples=50, seed=0):
     return np.moveaxis(effect, 1, -1).reshape(-1, effect.shape[1])
 
 
-def recommend_arguments(parser):
-    parser.add_argument("patients", help="a CSV of records (header = the covariate columns)")
-    parser.add_argument("--lower-is-better", action="store_true", help="the outcome is harmful (e.g. a risk score)")
-    parser.add_argument("--json", action="store_true", help="print JSON lines")
-
-
 def recommend_command(run, task, cfg, info, args):
     """Each record's recommended arm, its expected benefit (the effect in the good direction)
     and a 95 % interval over Monte Carlo dropout samples (and the bootstrap copies)."""
     from apps.healthcare.risk import load_records
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
 
     if run.task != "treatment":
         raise UserError(f"{run.path}: a {run.task} run; dl-health recommend takes treatment runs")

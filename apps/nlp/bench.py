@@ -89,9 +89,9 @@ def bench_translate(run, cfg, info, args):
     from apps.nlp.parallel import load_parallel
     from apps.nlp.peers import apertium_translations
     from apps.nlp.translation import Translator
-    from shared.training import engine
+    from shared.training import runs
 
-    metrics = engine.read_metrics(run)
+    metrics = runs.read_metrics(run)
     if "beam" not in metrics.get("test", {}):
         raise UserError(f"{run.path}: no test BLEU in metrics.json; run `dl-nlp evaluate {run.path}` first")
     test = load_parallel(cfg.data, cfg.data_dir, cfg.download)["test"]
@@ -111,7 +111,7 @@ def bench_translate(run, cfg, info, args):
                 "chrf": sacrebleu.corpus_chrf(peer, [references]).score,
                 "ms_per_sentence": 1000 * (time.perf_counter() - started) / len(sources)}
     sample = sources[:args.latency_sentences]
-    model = engine.load_model(run)
+    model = runs.load_model(run)
     beam = Translator(model, info.preprocess, cfg.beam_size, cfg.length_penalty)
     latency = {"keras_beam": _per_sentence_ms(lambda s: beam.texts([s]), sample),
                "keras_greedy": _per_sentence_ms(lambda s: beam.texts([s], greedy=True), sample)}
@@ -134,18 +134,8 @@ def bench_translate(run, cfg, info, args):
     for name, value in latency.items():
         print(f"  {name:34s} {value:8.2f}")
     metrics["bench"] = json.loads(json.dumps(result, default=lambda v: float(np.asarray(v))))
-    engine.write_metrics(run, metrics)
+    runs.write_metrics(run, metrics)
     print(json.dumps(metrics["bench"]))
-
-
-def bench_arguments(parser):
-    parser.add_argument("--orders", default="2,3,4,5,6,7", help="n-gram orders to try on validation (default 2..7)")
-    parser.add_argument("--discounts", default="0.1,0.5,0.75", help="Kneser-Ney discounts to try (default 0.1,0.5,0.75)")
-    parser.add_argument("--new-tokens", type=int, default=256, help="tokens generated per speed run (default 256; "
-                        "a transformer's context minus one at most)")
-    parser.add_argument("--latency-sentences", type=int, default=32, help="translate: sentences timed (default 32)")
-    parser.add_argument("--tflite-sentences", type=int, default=8, help="translate: sentences through the TFLite "
-                        "loop (default 8)")
 
 
 def _numbers(text, flag, kind):
@@ -174,7 +164,7 @@ def bench_generate(run, task, cfg, info, args):
     from apps.nlp.documents import load_documents
     from apps.nlp.peers import kneser_ney_peer
     from shared.generation import IncrementalLM
-    from shared.training import engine
+    from shared.training import runs
 
     if run.task != "generate":
         raise UserError(f"{run.path}: a {run.task} run; dl-nlp bench compares generate and translate runs")
@@ -182,10 +172,10 @@ def bench_generate(run, task, cfg, info, args):
     discounts = _numbers(args.discounts, "--discounts", float)
     if min(orders) < 1 or not all(0 <= d <= 1 for d in discounts):
         raise UserError("--orders: expected orders >= 1; --discounts: expected values in [0, 1]")
-    metrics = engine.read_metrics(run)
+    metrics = runs.read_metrics(run)
     if "bits_per_char" not in metrics.get("test", {}):
         raise UserError(f"{run.path}: no test bits_per_char in metrics.json; run `dl-nlp evaluate {run.path}` first")
-    model = engine.load_model(run)
+    model = runs.load_model(run)
     context = IncrementalLM.of(model).max_length
     new_tokens = min(args.new_tokens, context - 1) if context else args.new_tokens
     splits, _ = load_documents(cfg)
@@ -210,5 +200,5 @@ def bench_generate(run, task, cfg, info, args):
     print(f"  KV cache speed-up: batch 1 x{speed['batch_1_cached'] / speed['batch_1_uncached']:.2f}, "
           f"batch 8 x{speed['batch_8_cached'] / speed['batch_8_uncached']:.2f}")
     metrics["bench"] = json.loads(json.dumps(result, default=lambda v: float(np.asarray(v))))
-    engine.write_metrics(run, metrics)
+    runs.write_metrics(run, metrics)
     print(json.dumps(metrics["bench"]))

@@ -8,8 +8,12 @@ tokenizer for both sides, saved with the run) makes `{"context_tokens", "reply_t
 The known replies are kept with the run (`info.extra["saved"]["replies"]`).
 """
 
+import json
+
 import keras
 import numpy as np
+
+from shared.errors import UserError
 
 CANDIDATES = 100  # replies ranked per message in the figures both modes report
 
@@ -242,3 +246,55 @@ def decode_replies(outputs, info):
                for r in np.asarray(outputs["reply"]).reshape(-1)]
     return [{"reply": r, "score": float(s), "summary": f"{r} ({float(s):.3f})"}
             for r, s in zip(replies, np.asarray(outputs["score"]).reshape(-1))]
+
+
+# --- `dl-nlp chat RUN` -----------------------------------------------------------
+def chat_command(run, cfg, info, args):
+    """An interactive session: the reply and its score (retrieval: the cosine; generative: the
+    mean log-probability per piece) per message; `/reset` forgets the previous turn, `/quit`
+    (or Ctrl-D) ends; readline keeps the history."""
+    from apps.nlp.chat_generative import reply_writer
+    from apps.nlp.conversations import SEP
+    from shared.training.runs import load_model
+
+    if run.task != "chat":
+        raise UserError(f"{run.path}: a {run.task} run; dl-nlp chat needs a chat run")
+    model = load_model(run)
+    generative = cfg.mode == "generative"
+    respond = (reply_writer(model, info) if generative
+               else Responder(model, info.preprocess, info.extra["saved"]["replies"]).respond)
+    score_name = "log-prob/piece" if generative else "score"
+
+    def answer(context):
+        out = respond([context])
+        return out["reply"].numpy()[0].decode("utf-8"), float(out["score"].numpy()[0])
+
+    if args.once is not None:
+        reply, score = answer(args.once)
+        print(json.dumps({"message": args.once, "reply": reply, "score": round(score, 4)}, ensure_ascii=False)
+              if args.json else reply)
+        return
+    try:
+        import readline  # noqa: F401 -- line editing and history for input()
+    except ImportError:
+        pass
+    print(f"Chatting ({cfg.mode}: {'replies written by the model' if generative else 'the known replies'}); "
+          "/reset forgets the conversation, /quit ends.", flush=True)
+    previous = None
+    while True:
+        try:
+            message = input("you> ").strip()
+        except EOFError:
+            print()
+            return
+        if message == "/quit":
+            return
+        if message == "/reset":
+            previous = None
+            print("(conversation reset)", flush=True)
+            continue
+        if not message:
+            continue
+        reply, score = answer(f"{previous} {SEP} {message}" if previous else message)
+        print(f"bot> {reply}   [{score_name} {score:.3f}]", flush=True)
+        previous = reply

@@ -232,7 +232,7 @@ def pretrained_run(cfg):
 
 def pretrained_tokenizer(cfg):
     """The `--init-from` run's tokenizer; its sequence length must be `--sequence-length`."""
-    from shared.training.engine import load_preprocess
+    from shared.training.runs import load_preprocess
 
     preprocess = load_preprocess(pretrained_run(cfg))
     length = preprocess.outputs[0].shape[-1]

@@ -1,7 +1,10 @@
 """The `generate` task's model, loss, metrics and serving graph: a byte-level causal LM
 (`transformer_lm_*`, a miniature GPT of keras-hub decoder blocks, or `lstm_lm_*`)."""
 
+import json
 import math
+import sys
+import time
 
 import keras
 import numpy as np
@@ -167,3 +170,97 @@ def decode_generations(outputs, info):
     return [{"text": t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t),
              "summary": (t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t))}
             for t in np.asarray(outputs["text"]).reshape(-1)]
+
+
+# --- `dl-nlp generate RUN PROMPT…` ----------------------------------------------
+DEFAULT_NEW_TOKENS = 200
+
+
+def make_sampler(args):
+    """The keras-hub sampler the flags ask for, or a one-line error for a bad value."""
+    import keras_hub
+
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens: expected a positive number; got {args.max_new_tokens}")
+    if args.sampler != "greedy" and not args.temperature > 0:
+        raise UserError(f"--temperature: expected a positive number (use --sampler greedy for 0); got {args.temperature}")
+    if args.sampler == "greedy":
+        return keras_hub.samplers.GreedySampler()
+    if args.sampler == "beam":
+        if args.num_beams < 1:
+            raise UserError(f"--num-beams: expected a positive number; got {args.num_beams}")
+        return keras_hub.samplers.BeamSampler(num_beams=args.num_beams, temperature=args.temperature)
+    seeded = dict(seed=args.seed, temperature=args.temperature)
+    if args.sampler == "top_k":
+        if args.k < 1:
+            raise UserError(f"--k: expected a positive number; got {args.k}")
+        return keras_hub.samplers.TopKSampler(k=args.k, **seeded)
+    if args.sampler == "top_p":
+        if not 0 < args.p <= 1:
+            raise UserError(f"--p: expected a probability in (0, 1]; got {args.p}")
+        return keras_hub.samplers.TopPSampler(p=args.p, **seeded)
+    return keras_hub.samplers.RandomSampler(**seeded)
+
+
+class _Stream:
+    """Prints a row's new bytes as complete UTF-8 characters, as they are generated."""
+
+    def __init__(self, start, out):
+        import codecs
+
+        self.next, self.done, self.out = start, False, out
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def __call__(self, ids, index):
+        from shared.data.byte_text import END
+
+        row = ids[0].numpy()
+        upto = len(row) - 1 if index is None else int(index)
+        while not self.done and self.next <= upto:
+            token = int(row[self.next])
+            self.next += 1
+            if token == END:
+                self.done = True
+            elif 0 < token < 256:
+                self.out.write(self.decoder.decode(bytes([token])))
+        if index is None:
+            self.out.write(self.decoder.decode(b"", final=True))
+        self.out.flush()
+
+
+def generate_command(run, args):
+    """Continues each prompt, streaming the text to the terminal (or one JSON line each)."""
+    import tensorflow as tf
+
+    from shared.data.byte_text import encode_graph
+    from shared.generation import IncrementalLM, continuation_text, generate_ids
+    from shared.training.runs import load_model
+
+    if run.task != "generate":
+        raise UserError(f"{run.path}: a {run.task} run; dl-nlp generate needs a generate run")
+    sampler = make_sampler(args)
+    model = load_model(run)
+    context = IncrementalLM.of(model).max_length
+    if args.max_new_tokens is None:
+        args.max_new_tokens = DEFAULT_NEW_TOKENS if context is None else min(DEFAULT_NEW_TOKENS, context - 1)
+    if context is not None and args.max_new_tokens > context - 1:
+        raise UserError(f"--max-new-tokens: this model attends over {context} bytes; expected at most {context - 1}")
+    for prompt in args.prompts:
+        ids = encode_graph(tf.constant([prompt]))
+        stream = None
+        if not args.json:
+            sys.stdout.write(prompt)
+            stream = _Stream(int(ids.row_lengths()[0]), sys.stdout) if args.sampler != "beam" else None
+        started = time.perf_counter()
+        out, lengths, new_lengths = generate_ids(model, ids, args.max_new_tokens, sampler, on_token=stream)
+        seconds = time.perf_counter() - started
+        continuation = continuation_text(out, lengths, new_lengths).numpy()[0].decode("utf-8")
+        if args.json:
+            print(json.dumps({"prompt": prompt, "text": prompt + continuation, "continuation": continuation,
+                              "new_tokens": int(new_lengths[0]), "sampler": args.sampler,
+                              "tokens_per_second": round(int(new_lengths[0]) / seconds, 1)}, ensure_ascii=False))
+        else:
+            if stream is None:
+                sys.stdout.write(continuation)
+            sys.stdout.write("\n")
+            sys.stdout.flush()

@@ -146,7 +146,7 @@ def embedding_serving(model, info):
 
 def init_from_pretrained(model, run_path):
     """Copies the encoder weights of a `pretrain` run into `model`'s layers of the same names."""
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
     from shared.training.rundir import open_run
 
     encoder = find_layer(load_model(open_run(run_path)), ENCODER)

@@ -7,10 +7,15 @@ two tokenizers, saved with the run) makes `{"encoder_tokens", "decoder_tokens"}`
 after `[START]`) in tf.data, and the labels are the target's pieces then `[END]`.
 """
 
+import json
+import sys
+import time
+
 import keras
 import numpy as np
 
 from shared.data.subword import END, PAD, START
+from shared.errors import UserError
 
 SAMPLES = 5  # test sentences shown in metrics.json and TensorBoard
 USAGE = [
@@ -310,3 +315,25 @@ def decode_translations(outputs, info):
     texts = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else str(t)
              for t in np.asarray(outputs["translation"]).reshape(-1)]
     return [{"translation": t, "summary": t} for t in texts]
+
+
+# --- `dl-nlp translate RUN [TEXT…]` ---------------------------------------------
+def translate_command(run, cfg, info, args):
+    """Translates each argument, or each line of stdin, printing one line per input line."""
+    from shared.training.runs import load_model
+
+    if run.task != "translate":
+        raise UserError(f"{run.path}: a {run.task} run; dl-nlp translate needs a translate run")
+    beam = cfg.beam_size if args.beam_size is None else args.beam_size
+    if beam < 1:
+        raise UserError(f"--beam-size: expected a positive number; got {beam}")
+    translator = Translator(load_model(run), info.preprocess, beam, cfg.length_penalty)
+    lines = args.texts or (line.rstrip("\n") for line in sys.stdin)
+    for line in lines:
+        started = time.perf_counter()
+        text = translator.texts([line])[0] if line.strip() else ""
+        if args.json:
+            print(json.dumps({"text": line, "translation": text, "beam_size": beam,
+                              "ms": round(1000 * (time.perf_counter() - started), 1)}, ensure_ascii=False), flush=True)
+        else:
+            print(text, flush=True)

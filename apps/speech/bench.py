@@ -19,14 +19,6 @@ import numpy as np
 from shared.errors import UserError
 
 
-def bench_arguments(parser):
-    parser.add_argument("--limit", type=int, default=0, help="test utterances to use (default: all)")
-    parser.add_argument("--val-limit", type=int, default=300,
-                        help="validation utterances that choose the word LM's weight (default 300)")
-    parser.add_argument("--speed-utterances", type=int, default=50,
-                        help="utterances timed at batch 1 for the real-time factors (default 50)")
-
-
 def _test_examples(task, cfg, limit):
     from shared.training import engine
 
@@ -63,12 +55,12 @@ def _tflite_fn(path):
 def bench_asr(run, task, cfg, info, args):
     from apps.speech.peers import pocketsphinx_digits, pocketsphinx_transcripts
     from apps.speech.recognition import error_rates, transcribe_dataset
-    from shared.training import engine
+    from shared.training import runs
 
     data, examples = _test_examples(task, cfg, args.limit)
     categories = (data.info.extra.get("test_categories") or ["all"] * len(examples))[:len(examples)]
     waveforms = [x for x, _ in examples]
-    model = engine.load_model(run)
+    model = runs.load_model(run)
     ds = data.test.take(len(examples))
     refs, greedy, beam = transcribe_dataset(model, ds, beam_width=cfg.beam_width)
     print("Word trigram LM of the training transcripts; alpha and beta on validation …", flush=True)
@@ -115,12 +107,12 @@ def bench_asr(run, task, cfg, info, args):
 
 def bench_kws(run, task, cfg, info, args):
     from apps.speech.keywords import LISTEN_THRESHOLD, detection_curve
-    from shared.training import engine
+    from shared.training import runs
 
     _, examples = _test_examples(task, cfg, args.limit)
     x = np.stack([e[0] for e in examples]).astype(np.float32)
     y = np.array([int(e[1]) for e in examples])
-    serving = task.serving_model(engine.load_model(run), info)
+    serving = task.serving_model(runs.load_model(run), info)
     exported = _savedmodel_fn(run)
     models = {"keras": lambda b: np.asarray(serving(b, training=False)["probabilities"]),
               "savedmodel": lambda b: exported(b)["probabilities"].numpy()}
@@ -143,11 +135,11 @@ def bench_kws(run, task, cfg, info, args):
 
 
 def _record(run, result):
-    from shared.training import engine
+    from shared.training import runs
 
-    metrics = engine.read_metrics(run)
+    metrics = runs.read_metrics(run)
     metrics["bench"] = json.loads(json.dumps(result, default=float))
-    engine.write_metrics(run, metrics)
+    runs.write_metrics(run, metrics)
     print(json.dumps({k: v for k, v in metrics["bench"].items() if k != "samples"}))
 
 

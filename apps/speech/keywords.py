@@ -1,11 +1,13 @@
 """Keyword spotting: data, metrics (false accepts vs false rejects) and sliding-window listening."""
 
+import json
 import os
 
 import numpy as np
 
 from apps.speech.data import CLIP_SAMPLES, KWS_CLASSES, corpus_source, fit_clip, kws_label, load_corpus
-from shared.data.audio import SAMPLE_RATE
+from shared.data.audio import SAMPLE_RATE, read_wav
+from shared.errors import UserError
 
 NUM_KEYWORDS = len(KWS_CLASSES) - 2  # the last two are _unknown_ and _silence_
 LISTEN_THRESHOLD = 0.5
@@ -112,3 +114,20 @@ def listen(serving, waveform, hop_seconds=0.25, threshold=LISTEN_THRESHOLD, batc
                       "confidence": round(float(score[peak]), 4)})
         i = j + 1
     return heard
+
+
+# --- `dl-speech listen RUN WAV` -------------------------------------------------
+def listen_command(run, task, info, args):
+    from shared.training.runs import load_model
+
+    if run.task != "kws":
+        raise UserError(f"{run.path}: a {run.task} run; listen needs a kws run")
+    threshold = LISTEN_THRESHOLD if args.threshold is None else args.threshold
+    if not 0 < threshold <= 1:
+        raise UserError(f"--threshold: expected a probability in (0, 1]; got {threshold}")
+    if not 0 < args.hop <= 1:
+        raise UserError(f"--hop: expected seconds in (0, 1]; got {args.hop}")
+    waveform = read_wav(args.input)
+    serving = task.serving_model(load_model(run), info)
+    for hit in listen(lambda x: serving(x, training=False), waveform, args.hop, threshold):
+        print(json.dumps(hit) if args.json else f"{hit['time']:8.2f}s  {hit['keyword']:6s} {hit['confidence']:.3f}")

@@ -1,12 +1,14 @@
 """Open-vocabulary speech recognition: character CTC over the corpus's digits, commands and
 sentences; greedy and beam-search decoding; WER/CER with jiwer; the serving graph."""
 
+import json
 import os
 
 import numpy as np
 
 from apps.speech.data import ALPHABET, ASR_CATEGORIES, char_ids, corpus_source, ids_to_text, load_corpus
-from shared.data.audio import SAMPLE_RATE
+from shared.data.audio import SAMPLE_RATE, read_wav
+from shared.errors import UserError
 
 BLANK = len(ALPHABET)
 USAGE = [
@@ -223,3 +225,50 @@ def asr_parity(outputs, reference, fmt, quantize="none"):
 def decode_transcripts(outputs, info):
     text = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in np.asarray(outputs["transcript"]).reshape(-1)]
     return [{"transcript": t, "summary": t} for t in text]
+
+
+# --- `dl-speech transcribe RUN WAV…` ----------------------------------------------
+WINDOW_SECONDS = 15.0  # transcribe: longer files are cut into windows of at most this
+QUIET_SEARCH_SECONDS = 3.0  # … at the quietest 50 ms within the window's last seconds
+
+
+def windows(waveform, window=WINDOW_SECONDS, search=QUIET_SEARCH_SECONDS):
+    """[(start, end)] sample ranges covering `waveform`, each at most `window` seconds, cut
+    at the quietest 50 ms of the last `search` seconds of each window."""
+    size, frame = int(window * SAMPLE_RATE), int(0.05 * SAMPLE_RATE)
+    out, start = [], 0
+    while len(waveform) - start > size:
+        tail = waveform[start + size - int(search * SAMPLE_RATE):start + size]
+        energy = np.convolve(tail ** 2, np.ones(frame), "valid")
+        cut = start + size - int(search * SAMPLE_RATE) + int(np.argmin(energy)) + frame // 2
+        out.append((start, cut))
+        start = cut
+    out.append((start, len(waveform)))
+    return out
+
+
+def transcribe_command(run, args):
+    import tensorflow as tf
+
+    from shared.training.runs import load_model
+
+    if run.task != "asr":
+        raise UserError(f"{run.path}: a {run.task} run; transcribe needs an asr run")
+    if args.beam_width < 0:
+        raise UserError(f"--beam-width: expected 0 (greedy) or a positive number; got {args.beam_width}")
+    waveforms = [read_wav(path) for path in args.inputs]  # every file checked before any work
+    model = load_model(run)
+
+    @tf.function(reduce_retracing=True)
+    def decode(x):
+        probs = model(x, training=False)
+        frames = model.output_lengths(tf.fill([tf.shape(x)[0]], tf.shape(x)[1]))
+        return beam_transcripts(probs, frames, args.beam_width) if args.beam_width else greedy_transcripts(probs, frames)
+
+    for path, waveform in zip(args.inputs, waveforms):
+        parts = [decode(waveform[None, s:e]).numpy()[0].decode() for s, e in windows(waveform)]
+        text = " ".join(p for p in parts if p).strip()
+        if args.json:
+            print(json.dumps({"input": path, "transcript": text, "seconds": round(len(waveform) / SAMPLE_RATE, 2)}))
+        else:
+            print(f"{path}: {text}")

@@ -333,3 +333,23 @@ def read_manifest(directory):
         header, *lines = f.read().splitlines()
     keys = header.split("\t")
     return [dict(zip(keys, line.split("\t"))) for line in lines]
+
+
+# --- `dl-speech synth` ----------------------------------------------------------
+def synth_command(args):
+    if not args.hours > 0:
+        raise UserError(f"--hours: expected a positive number of hours; got {args.hours}")
+    if args.workers < 1:
+        raise UserError(f"--workers: expected at least 1; got {args.workers}")
+    directory = synthesize(args.hours, args.seed, out=args.out, workers=args.workers)
+    rows = read_manifest(directory)
+    hours = Counter()
+    for r in rows:
+        hours[r["split"]] += float(r["duration"]) / 3600
+    print(directory)
+    for split in ("train", "val", "test"):
+        picked = [r for r in rows if r["split"] == split]
+        counts = Counter(r["category"] for r in picked)
+        voices = len({r["voice"] for r in picked})
+        print(f"{split:5s} {len(picked):6d} utterances {hours[split]:6.2f} h {voices:4d} voices  "
+              + " ".join(f"{c}={n}" for c, n in sorted(counts.items())))

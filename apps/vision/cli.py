@@ -19,9 +19,17 @@ def _generate(run, task, cfg, info, args):
 
 
 def _faces_arguments(parser):
-    from apps.vision.faces import faces_arguments
-
-    faces_arguments(parser)
+    actions = parser.add_subparsers(dest="action", required=True)
+    for name, help in (("enrol", "store a person's template (the mean of their photos' embeddings)"),
+                       ("verify", "is this photo the named person? (similarity and decision)"),
+                       ("identify", "who in the gallery is this photo? (best match, or unknown)")):
+        p = actions.add_parser(name, help=help)
+        p.add_argument("run_dir")
+        p.add_argument("images", nargs="+")
+        p.add_argument("--gallery", default=None, help="the gallery JSON file (default: gallery.json in the run)")
+        p.add_argument("--json", action="store_true", help="print JSON lines")
+        if name != "identify":
+            p.add_argument("--name", required=True, help="the person's name")
 
 
 def _faces(args):
@@ -37,7 +45,7 @@ COMMANDS = (AppCommand("generate", "images of a label from a synthesize run, as 
 
 
 def main(argv=None):
-    return app_main("vision", "apps.vision.tasks", argv, commands=COMMANDS)
+    return app_main("vision", "apps.vision", argv, commands=COMMANDS)
 
 
 if __name__ == "__main__":

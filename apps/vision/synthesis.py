@@ -12,35 +12,12 @@ reads the requested label back from a generated image (beside its accuracy on re
 
 import glob
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from apps.vision.data import ImageDataFields
 from shared.errors import UserError
-from shared.tasks import Data, DataInfo, Task
-from shared.training.config import TrainConfig
-
-
-@dataclass
-class SynthesizeConfig(TrainConfig, ImageDataFields):
-    """Class-conditional DCGAN. `--data fashion_mnist | mnist | tfds:NAME | folder:PATH` (28x28 grey)."""
-
-    latent_dim: int = 64
-    base_filters: int = 64
-    judge: str = ""  # a classify run on the same classes (default: the newest one in saved_models/)
-    eval_images: int = 5000  # real test images, and as many generated, for the Fréchet distance
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 2e-4
-    momentum: float = 0.5  # Adam's beta_1, as in DCGAN
-    lr_schedule: str = "constant"
-
-    @classmethod
-    def tiny(cls):
-        return cls(epochs=1, batch_size=32, max_train_examples=512, latent_dim=16, base_filters=8,
-                   eval_images=64, steps_per_execution=4, export="")
+from shared.tasks import Data, DataInfo
 
 
 def find_judge(cfg, class_names, image_shape):
@@ -150,7 +127,7 @@ def synthesis_report(model, ds, info, plots_dir):
     """Fréchet distance and label accuracy by the judge; a class-by-class sample grid."""
     from shared.evaluation.generative import feature_model, frechet_distance, label_accuracy
     from shared.evaluation.predict import take_examples
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
     from shared.training.rundir import open_run
 
     inputs, real = take_examples(ds, info.num_test)
@@ -179,32 +156,13 @@ def synthesis_report(model, ds, info, plots_dir):
     return result, plots
 
 
-def _no_input(path, info):
+def no_input(path, info):
     raise UserError(f"{path}: a synthesize run takes no input files; use `dl-vision generate RUN --label NAME`")
-
-
-def synthesize_task():
-    from shared.export.parity import image_parity
-
-    return Task(
-        config=SynthesizeConfig,
-        data=build_synthesis_data,
-        model=build_gan,
-        loss=lambda cfg, info: None,  # the GAN's own step computes its losses
-        metrics=synthesis_report,
-        decode=lambda outputs, info: [{"shape": list(np.shape(x))} for x in outputs["images"]],
-        load_input=_no_input,
-        monitor="",  # no validation figure ranks GAN epochs: the last epoch is kept
-        serving=synthesis_serving,
-        parity=image_parity,
-        epoch_plots=lambda model, info, plots_dir, epoch: [class_grid(model, info, os.path.join(plots_dir, "samples.png"))],
-        description="GAN image synthesis: class-conditional DCGAN (Fashion-MNIST)",
-    )
 
 
 def generate_command(run, task, info, args):
     """`dl-vision generate RUN --label NAME --count N --out grid.png`."""
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
 
     if run.task != "synthesize":
         raise UserError(f"{run.path}: generate needs a synthesize run, not a {run.task} run")

@@ -1,51 +1,19 @@
-"""The vision app's tasks."""
+"""The vision app's task registry (classify, video, detect, segment, face_detect, synthesize,
+faces): one record per task, naming its config (`configs.py`) and the functions of its data,
+model, metrics and serving (in the task's own module). The layout rule: README.md, "Layout"."""
 
-from dataclasses import dataclass
-
-from apps.vision.data import ImageDataFields, build_classify_data, build_video_data
+from apps.vision.configs import (ClassifyConfig, DetectConfig, FaceDetectConfig, FacesConfig, SegmentConfig,
+                                 SynthesizeConfig, VideoConfig)
+from apps.vision.data import build_classify_data, build_video_data
 from apps.vision.detection_data import build_detect_data, build_segment_data
 from apps.vision.models import build_classifier, build_video_classifier
 from shared.data.images import load_image_file
 from shared.data.video import read_video
-from shared.errors import UserError
 from shared.evaluation.classification import classification_report, render_label
-from shared.image_tasks import DetectorFields, SegmenterFields, detection_task, segmentation_task
-from shared.tasks import classifier_task, task_registry
-from shared.training.config import TrainConfig
+from shared.image_tasks import detection_task, segmentation_task
+from shared.tasks import Task, classifier_task, task_registry
 
 TASKS = task_registry("vision")
-
-
-@dataclass
-class ClassifyConfig(TrainConfig, ImageDataFields):
-    """Image classification. `--data fashion_mnist | mnist | scenes1 | tfds:NAME | folder:PATH`."""
-
-    model: str = "cnn_bn3"
-    model_size: int = 0  # resize images to this inside the model (0: keep the input size)
-    backbone_preset: str = ""  # a local keras-hub preset directory: its backbone (weights too) replaces --model
-    augment: str = "flip"
-    num_scenes: int = 20000  # --data scenes1 only
-    num_test_scenes: int = 2000  # --data scenes1 only
-    synthetic_from: str = ""  # a synthesize run: its generated images join the training split
-    synthetic_ratio: float = 1.0  # with --synthetic-from: generated images per real training image
-    label_smoothing: float = 0.0  # target (1 - e) one-hot + e / classes
-    test_time_flip: bool = True  # with --augment flip: serve the mean of the image's and its mirror's probabilities
-    epochs: int = 13
-    batch_size: int = 128
-    lr_schedule: str = "cosine"
-    learning_rate: float = 2e-3
-    precision: str = "auto"  # mixed_bfloat16 where the hardware has it (1.3-1.6x here), else float32
-    early_stopping_patience: int = 3
-
-    @classmethod
-    def tiny(cls):
-        return cls(epochs=2, batch_size=32, max_train_examples=512, steps_per_execution=4, precision="float32",
-                   export="", model="simple_cnn", augment="flip", early_stopping_patience=0)
-
-    def validate(self):
-        if not 0 <= self.label_smoothing < 1:
-            raise UserError(f"--label-smoothing: expected a number in [0, 1); got {self.label_smoothing}")
-        return super().validate()
 
 
 def served(model, info):
@@ -85,32 +53,6 @@ def classify():
     )
 
 
-@dataclass
-class VideoConfig(TrainConfig):
-    """Video recognition on 16-frame 64x64 clips. `--data motion | tfds:ucf101 | folder:PATH`
-    (one subfolder per class of video files or frame folders)."""
-
-    data: str = "motion"
-    data_dir: str = ""
-    download: bool = False
-    model: str = "video_r2plus1d"  # or video_cnn_lstm, video_conv_lstm
-    filters: str = "16,32,64"
-    stride: int = 2  # of the first convolution: a quarter of the cost
-    dropout: float = 0.0
-    num_clips: int = 8000  # --data motion: train + validation clips
-    num_test_clips: int = 1000  # --data motion
-    epochs: int = 15
-    batch_size: int = 32
-    lr_schedule: str = "cosine"
-    learning_rate: float = 2e-3
-    early_stopping_patience: int = 0  # motion is learnt suddenly after a few flat epochs (measured: epoch 4-5)
-
-    @classmethod
-    def tiny(cls):
-        return cls(epochs=2, batch_size=16, num_clips=160, num_test_clips=32, filters="8",
-                   steps_per_execution=4, export="", early_stopping_patience=0)
-
-
 @TASKS.register("video")
 def video():
     from shared.export.savedmodel import as_serving_model
@@ -126,80 +68,15 @@ def video():
     )
 
 
-@dataclass
-class SceneConfig(TrainConfig):
-    """Fields shared by the scene tasks (`--data scenes` is the embedded default)."""
-
-    data: str = "scenes"
-    data_dir: str = ""
-    images: str = ""
-    download: bool = False
-    image_size: int = 128
-    augment: str = "none"  # flip and contrast move boxes and masks with the pixels
-    num_scenes: int = 20000
-    num_test_scenes: int = 2000
-    batch_size: int = 32
-    lr_schedule: str = "cosine"
-
-    @classmethod
-    def tiny(cls):
-        return cls(epochs=2, batch_size=16, num_scenes=320, num_test_scenes=64, max_train_examples=256,
-                   steps_per_execution=4, export="", augment="flip,contrast")
-
-
-@dataclass
-class SegmentConfig(SceneConfig, SegmenterFields):
-    """Semantic segmentation. `--data scenes | tfds:oxford_iiit_pet | masks:IMAGES_DIR,MASKS_DIR`."""
-
-    epochs: int = 6
-    learning_rate: float = 5e-3
-    early_stopping_patience: int = 3
-
-    @classmethod
-    def tiny(cls):
-        cfg = super().tiny()
-        cfg.base_filters, cfg.depth, cfg.early_stopping_patience = 8, 2, 0
-        return cfg
-
-
 @TASKS.register("segment")
 def segment():
     return segmentation_task(SegmentConfig, build_segment_data,
                              "semantic segmentation (scenes, Oxford-IIIT Pet, image/mask folders)")
 
 
-@dataclass
-class DetectConfig(SceneConfig, DetectorFields):
-    """Object detection. `--data scenes | tfds:voc/2007 | tfds:coco/2017 | coco:ANNOTATIONS.json --images DIR`."""
-
-    augment: str = "flip"  # measured: mAP 0.383 vs 0.371 without, same seed and budget
-    epochs: int = 6
-    learning_rate: float = 2e-3
-
-
 @TASKS.register("detect")
 def detect():
     return detection_task(DetectConfig, build_detect_data, "object detection (scenes, VOC/COCO via TFDS, COCO json)")
-
-
-@dataclass
-class FaceDetectConfig(DetectConfig):
-    """Face detection. `--data faces` (embedded: real LFW faces and non-faces on photos), or
-    any detection data whose one class is a face (`tfds:NAME`, `coco:ANNOTATIONS.json`)."""
-
-    data: str = "faces"
-    num_scenes: int = 6000
-    num_test_scenes: int = 500
-    augment: str = "flip,contrast"
-    epochs: int = 8
-    warmup_epochs: int = 1
-    window_peer_scenes: int = 2000  # --data faces: training scenes of the window-pyramid peer (0: none)
-
-    @classmethod
-    def tiny(cls):
-        cfg = super().tiny()
-        cfg.window_peer_scenes = 30
-        return cfg
 
 
 @TASKS.register("face_detect")
@@ -215,13 +92,47 @@ def face_detect():
 
 @TASKS.register("synthesize")
 def synthesize():
-    from apps.vision.synthesis import synthesize_task
+    import os
 
-    return synthesize_task()
+    import numpy as np
+
+    from apps.vision.synthesis import (build_gan, build_synthesis_data, class_grid, no_input, synthesis_report,
+                                       synthesis_serving)
+    from shared.export.parity import image_parity
+
+    return Task(
+        config=SynthesizeConfig,
+        data=build_synthesis_data,
+        model=build_gan,
+        loss=lambda cfg, info: None,  # the GAN's own step computes its losses
+        metrics=synthesis_report,
+        decode=lambda outputs, info: [{"shape": list(np.shape(x))} for x in outputs["images"]],
+        load_input=no_input,
+        monitor="",  # no validation figure ranks GAN epochs: the last epoch is kept
+        serving=synthesis_serving,
+        parity=image_parity,
+        epoch_plots=lambda model, info, plots_dir, epoch: [class_grid(model, info, os.path.join(plots_dir, "samples.png"))],
+        description="GAN image synthesis: class-conditional DCGAN (Fashion-MNIST)",
+    )
 
 
 @TASKS.register("faces")
 def faces():
-    from apps.vision.faces import faces_task
+    from apps.vision.faces import (build_face_embedder, build_faces_data, calibrate_faces, faces_report, faces_serving,
+                                   load_face)
+    from shared.architectures.metric_learning import additive_angular_margin_loss
+    from shared.export.parity import embedding_parity
 
-    return faces_task()
+    return classifier_task(
+        config=FacesConfig,
+        data=build_faces_data,
+        model=build_face_embedder,
+        loss=lambda cfg, info: additive_angular_margin_loss(cfg.arc_scale, cfg.arc_margin),
+        metrics=faces_report,
+        decode=lambda outputs, info: [{"embedding": [round(float(v), 6) for v in row]} for row in outputs["embedding"]],
+        load_input=load_face,
+        serving=faces_serving,
+        parity=embedding_parity,
+        calibrate=calibrate_faces,
+        description="face verification: ArcFace CNN embedding (AT&T/ORL faces, LFW, folders)",
+    )

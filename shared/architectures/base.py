@@ -4,14 +4,20 @@ import keras
 
 
 class ArgsConfig:
-    """`get_config`/`from_config` over the constructor arguments named in `_ARGS`
-    (each stored as an attribute of the same name)."""
+    """`get_config`/`from_config` over the constructor arguments named in `_ARGS`, each stored
+    as an attribute of the same name (`input_shape` as `input_shape_`: a Keras model's own
+    `input_shape` is read-only). `config_value` gives a stored value's config form: tuples
+    become lists (as JSON would make them); override it for values that need more."""
 
     _ARGS = ()
 
+    def config_value(self, arg, value):
+        return list(value) if isinstance(value, tuple) else value
+
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}
-        config.update({arg: getattr(self, arg) for arg in self._ARGS})
+        for arg in self._ARGS:
+            config[arg] = self.config_value(arg, getattr(self, "input_shape_" if arg == "input_shape" else arg))
         return config
 
     @classmethod

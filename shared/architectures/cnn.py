@@ -6,6 +6,7 @@ map → vector) and `apply_classifier_head` (float32 Dense head, mixed-precision
 
 import keras
 
+from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 
 POOLINGS = ("flatten", "avg", "max", None)
@@ -140,7 +141,7 @@ def apply_conv_block(
         ),
     },
 )
-class CNN(keras.Model):
+class CNN(ArgsConfig, keras.Model):
     """A plain stack of conv blocks, each `convs_per_block` × (Conv2D → [BN] → act) → pool.
 
     Args:
@@ -165,6 +166,10 @@ class CNN(keras.Model):
     D = filters[-1] ("avg"/"max") or h·w·filters[-1] ("flatten"), or the last feature
     map `(batch, h, w, filters[-1])` for `pooling=None`.
     """
+
+    _ARGS = ("input_shape", "filters", "kernel_size", "activation", "convs_per_block", "padding", "batch_norm",
+             "batch_norm_momentum", "pool", "pooling", "dropout", "dense_units", "num_classes",
+             "head_activation")
 
     def __init__(
         self,
@@ -247,27 +252,3 @@ class CNN(keras.Model):
         self.dense_units = dense_units
         self.num_classes = num_classes
         self.head_activation = head_activation
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shape": list(self.input_shape_),
-            "filters": list(self.filters),
-            "kernel_size": self.kernel_size,
-            "activation": self.activation,
-            "convs_per_block": self.convs_per_block,
-            "padding": self.padding,
-            "batch_norm": self.batch_norm,
-            "batch_norm_momentum": self.batch_norm_momentum,
-            "pool": self.pool,
-            "pooling": self.pooling,
-            "dropout": self.dropout,
-            "dense_units": list(self.dense_units),
-            "num_classes": self.num_classes,
-            "head_activation": self.head_activation,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

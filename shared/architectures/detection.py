@@ -16,6 +16,7 @@ import math
 import keras
 import numpy as np
 
+from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 from shared.architectures.cnn import check_input_shape
 
@@ -114,7 +115,7 @@ def apply_detection_head(features, num_classes, num_anchors, convs=2, filters=64
         ),
     },
 )
-class Detector(keras.Model):
+class Detector(ArgsConfig, keras.Model):
     """Small single-stage anchor-based detector: conv backbone → FPN → RetinaNet head.
 
     Args:
@@ -135,6 +136,10 @@ class Detector(keras.Model):
     `(batch, N, 4)` deltas, both float32, with `N = len(self.anchors())` — the anchor
     boxes in matching order.
     """
+
+    _ARGS = ("input_shape", "num_classes", "backbone_filters", "min_level", "max_level", "fpn_filters",
+             "head_convs", "head_filters", "anchor_size", "anchor_ratios", "anchor_scales",
+             "prior_probability")
 
     def __init__(
         self,
@@ -220,25 +225,3 @@ class Detector(keras.Model):
             image_shape or self.input_shape_[:2], levels, [self.anchor_size * 2**l for l in levels],
             self.anchor_ratios, self.anchor_scales,
         )
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shape": list(self.input_shape_),
-            "num_classes": self.num_classes,
-            "backbone_filters": list(self.backbone_filters),
-            "min_level": self.min_level,
-            "max_level": self.max_level,
-            "fpn_filters": self.fpn_filters,
-            "head_convs": self.head_convs,
-            "head_filters": self.head_filters,
-            "anchor_size": self.anchor_size,
-            "anchor_ratios": list(self.anchor_ratios),
-            "anchor_scales": list(self.anchor_scales),
-            "prior_probability": self.prior_probability,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -2,6 +2,7 @@
 
 import keras
 
+from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 from shared.architectures.cnn import check_activation
 
@@ -47,7 +48,7 @@ def apply_dense_block(x, units, activation="relu", dropout=0.0, normalization=No
         ),
     },
 )
-class MLP(keras.Model):
+class MLP(ArgsConfig, keras.Model):
     """Stack of `Dense → [norm] → activation → [dropout]` blocks.
 
     Args:
@@ -68,6 +69,9 @@ class MLP(keras.Model):
     Output shape: `(batch, num_classes)`, `(batch, output_units)`, or without either
     `(batch, widths[-1])` (features). The output layer computes in float32.
     """
+
+    _ARGS = ("input_shape", "widths", "activation", "dropout", "normalization", "l2", "num_classes",
+             "output_units", "output_activation")
 
     def __init__(
         self,
@@ -151,22 +155,3 @@ class MLP(keras.Model):
         self.num_classes = num_classes
         self.output_units = output_units
         self.output_activation = output_activation
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shape": list(self.input_shape_),
-            "widths": list(self.widths),
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "normalization": self.normalization,
-            "l2": self.l2,
-            "num_classes": self.num_classes,
-            "output_units": self.output_units,
-            "output_activation": self.output_activation,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

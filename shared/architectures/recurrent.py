@@ -8,6 +8,7 @@ steps never change the result.
 
 import keras
 
+from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 from shared.architectures.cnn import check_activation
 
@@ -95,7 +96,7 @@ def apply_recurrent_block(
         ),
     },
 )
-class RecurrentNet(keras.Model):
+class RecurrentNet(ArgsConfig, keras.Model):
     """Stacked recurrent network over token ids or feature sequences.
 
     Args:
@@ -117,6 +118,9 @@ class RecurrentNet(keras.Model):
     With `return_sequences`, outputs at padded steps are meaningless (zeros or the
     carried state) and should be masked by the loss.
     """
+
+    _ARGS = ("cell", "units", "bidirectional", "vocabulary_size", "embedding_dim", "input_shape",
+             "return_sequences", "num_classes", "dropout", "head_activation")
 
     def __init__(
         self,
@@ -194,23 +198,3 @@ class RecurrentNet(keras.Model):
         self.num_classes = num_classes
         self.dropout = dropout
         self.head_activation = head_activation
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "cell": self.cell,
-            "units": list(self.units),
-            "bidirectional": self.bidirectional,
-            "vocabulary_size": self.vocabulary_size,
-            "embedding_dim": self.embedding_dim,
-            "input_shape": self.input_shape_,
-            "return_sequences": self.return_sequences,
-            "num_classes": self.num_classes,
-            "dropout": self.dropout,
-            "head_activation": self.head_activation,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -8,6 +8,7 @@ BatchNorm epsilon 1.001e-5), so `resnet50` has exactly the same parameter count
 
 import keras
 
+from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 from shared.architectures.cnn import (
     apply_classifier_head,
@@ -111,7 +112,7 @@ def _variant(depths, block, version=1, stem="imagenet", widths=(64, 128, 256, 51
         "resnet_small": _variant((2, 2, 2), "basic", stem="small", widths=(32, 64, 128)),
     },
 )
-class ResNet(keras.Model):
+class ResNet(ArgsConfig, keras.Model):
     """Residual network (He et al. 2015 v1; 2016 v2 = pre-activation).
 
     Args:
@@ -132,6 +133,9 @@ class ResNet(keras.Model):
     C = widths[-1] (basic) or 4·widths[-1] (bottleneck); with `pooling=None`,
     `(batch, H/s, W/s, C)` with s = 4 (imagenet stem) or 1 (small), × 2^(stacks−1).
     """
+
+    _ARGS = ("input_shape", "version", "block", "stack_depths", "widths", "stem", "stem_filters", "pooling",
+             "num_classes", "head_activation")
 
     def __init__(
         self,
@@ -209,23 +213,3 @@ class ResNet(keras.Model):
         self.pooling = pooling
         self.num_classes = num_classes
         self.head_activation = head_activation
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shape": list(self.input_shape_),
-            "version": self.version,
-            "block": self.block,
-            "stack_depths": list(self.stack_depths),
-            "widths": list(self.widths),
-            "stem": self.stem,
-            "stem_filters": self.stem_filters,
-            "pooling": self.pooling,
-            "num_classes": self.num_classes,
-            "head_activation": self.head_activation,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -3,6 +3,7 @@ connections (Oktay et al. 2018)."""
 
 import keras
 
+from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 from shared.architectures.cnn import check_input_shape
 
@@ -46,7 +47,7 @@ def apply_attention_gate(skip, gating, inter_filters, name="gate"):
                            attention_gates=False, batch_norm=True, dropout=0.0),
     },
 )
-class UNet(keras.Model):
+class UNet(ArgsConfig, keras.Model):
     """Encoder–decoder with skip connections for per-pixel classification.
 
     Args:
@@ -64,6 +65,9 @@ class UNet(keras.Model):
 
     Output shape: `(batch, H, W, num_classes)` of probabilities (float32).
     """
+
+    _ARGS = ("input_shape", "depth", "base_filters", "num_classes", "attention_gates", "batch_norm", "dropout",
+             "bn_momentum")
 
     def __init__(
         self,
@@ -125,21 +129,3 @@ class UNet(keras.Model):
         self.batch_norm = batch_norm
         self.dropout = dropout
         self.bn_momentum = bn_momentum
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shape": list(self.input_shape_),
-            "depth": self.depth,
-            "base_filters": self.base_filters,
-            "num_classes": self.num_classes,
-            "attention_gates": self.attention_gates,
-            "batch_norm": self.batch_norm,
-            "dropout": self.dropout,
-            "bn_momentum": self.bn_momentum,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -9,6 +9,7 @@ clip length is static: the graphs convert to TFLite builtins (no MaxPool3D, no T
 
 import keras
 
+from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 from shared.architectures.cnn import (apply_classifier_head, apply_conv_block, check_activation, check_input_shape,
                                       check_num_classes)
@@ -76,7 +77,7 @@ def _variant(kind):
         "video_r2plus1d": _variant("r2plus1d"),
     },
 )
-class VideoClassifier(keras.Model):
+class VideoClassifier(ArgsConfig, keras.Model):
     """Clip classifier.
 
     Args:
@@ -101,6 +102,9 @@ class VideoClassifier(keras.Model):
     Output shape: `(batch, num_classes)` with a head, else `(batch, D)` with
     D = lstm_units ("cnn_lstm") or filters[-1].
     """
+
+    _ARGS = ("input_shape", "kind", "filters", "kernel_size", "temporal_kernel", "lstm_units", "stride",
+             "dropout", "batch_norm", "num_classes", "head_activation")
 
     def __init__(
         self,
@@ -182,24 +186,3 @@ class VideoClassifier(keras.Model):
         self.batch_norm = bool(batch_norm)
         self.num_classes = num_classes
         self.head_activation = head_activation
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shape": list(self.input_shape_),
-            "kind": self.kind,
-            "filters": list(self.filters),
-            "kernel_size": self.kernel_size,
-            "temporal_kernel": self.temporal_kernel,
-            "lstm_units": self.lstm_units,
-            "stride": self.stride,
-            "dropout": self.dropout,
-            "batch_norm": self.batch_norm,
-            "num_classes": self.num_classes,
-            "head_activation": self.head_activation,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

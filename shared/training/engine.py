@@ -1,7 +1,7 @@
 """Runs a task end to end: strategy, data, model, training with resume, evaluation, export, card."""
 
+import dataclasses
 import hashlib
-import json
 import os
 import time
 
@@ -9,17 +9,15 @@ import keras
 import numpy as np
 
 from shared.errors import UserError
-from shared.tasks import end_to_end
+from shared.tasks import end_to_end, load_data
 from shared.training import config as config_lib
 from shared.training import rundir
 from shared.training.optim import build_optimizer
-from shared.training.precision import resolve_precision
+from shared.training.precision import MEASURE, measured_precision, resolve_precision
+from shared.training.runs import PREPROCESS_FILE, data_info_dict, load_model, read_metrics, save_model, write_metrics
 from shared.training.strategy import is_chief, resolve_strategy
 from shared.training.tensorboard import TensorBoardLogger
 from shared.training.trainer import Trainer, TrainingDiverged
-
-PREPROCESS_FILE = "preprocess.keras"
-
 
 def _select_run(app, task_name, config_dict, run_name):
     """Resumes an unfinished run with the same config, or starts a new one."""
@@ -42,24 +40,6 @@ def _select_run(app, task_name, config_dict, run_name):
     return rundir.RunDir(app, task_name, rundir.new_run_id()), False
 
 
-def load_data(task, cfg):
-    """The task's data with `--max-train-examples` applied."""
-    data = task.data(cfg)
-    limited = data.info.extra.get("train_limited")  # the data function applied it (to part of the data)
-    if cfg.max_train_examples and cfg.max_train_examples < data.info.num_train and not limited:
-        data.train = data.train.take(cfg.max_train_examples)
-        data.info.num_train = cfg.max_train_examples
-    return data
-
-
-def data_info_dict(info):
-    """What predict needs to rebuild DataInfo without loading the data."""
-    return {"input_shape": list(info.input_shape), "input_dtype": info.input_dtype,
-            "class_names": list(info.class_names), "num_train": info.num_train, "num_val": info.num_val,
-            "num_test": info.num_test, "source": info.source,
-            **({"extra": {"saved": info.extra["saved"]}} if info.extra.get("saved") else {})}
-
-
 def train(app, task_name, task, cfg, run_name=None, verbose=True):
     """Trains (or resumes) a run and, on the chief, evaluates, exports and documents it."""
     task = task.for_config(cfg)
@@ -68,15 +48,18 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         raise UserError("--distribution multi_worker: pass --run-name so every worker writes the same run")
     keras.utils.set_random_seed(cfg.seed)
     precision = resolve_precision(cfg.precision, tpu=type(strategy).__name__.startswith("TPU"))
-    keras.mixed_precision.set_global_policy(precision)
+    keras.mixed_precision.set_global_policy("float32" if precision == MEASURE else precision)
     config_dict = config_lib.to_dict(cfg)
     run, resuming = _select_run(app, task_name, config_dict, run_name)
     chief = is_chief(strategy)
     # Everything a user can get wrong (data, --model, --batch-size) is checked before the run exists.
     data = load_data(task, cfg)
+    precision, precision_auto = choose_precision(app, task_name, task, cfg, data, strategy, run if resuming else None,
+                                                precision, verbose and chief)
     with strategy.scope():
         model = task.model(cfg, data.info)
-        optimizer = build_optimizer(cfg, max(1, data.info.num_train // cfg.batch_size))
+        optimizer = build_optimizer(dataclasses.replace(cfg, precision=precision),
+                                    max(1, data.info.num_train // cfg.batch_size))
         if hasattr(model, "replica_train_step"):
             model.compile(optimizer=optimizer)
     if getattr(cfg, "init_from", "") and not resuming:
@@ -91,7 +74,8 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         run.write_config(config_lib.dump_yaml(cfg))
         run.write_info(status="running", started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                        strategy=type(strategy).__name__, replicas=strategy.num_replicas_in_sync,
-                       precision=precision, data_info=data_info_dict(data.info))
+                       precision=precision, **({"precision_auto": precision_auto} if precision_auto else {}),
+                       data_info=data_info_dict(data.info))
         if data.info.preprocess is not None:
             save_model(data.info.preprocess, run.file(PREPROCESS_FILE))
     logger = TensorBoardLogger(run.logs) if chief else None
@@ -135,9 +119,28 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     run.write_info(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), best_epoch=best_epoch,
                    data_info=data_info_dict(data.info))
     if cfg.export:
+        from shared.export.run_export import export_run_dir
+
         export_run_dir(run, task, cfg, model=model, data=data,
                        formats=cfg.export.split(","), quantize=cfg.quantize.split(","), verbose=verbose)
     return run
+
+
+def choose_precision(app, task_name, task, cfg, data, strategy, resumed_run, precision, verbose):
+    """(policy, record) where `--precision auto` must decide: a resumed run keeps the policy it
+    started with; a task that loses accuracy in bfloat16 keeps float32 (its record says why);
+    else the measured, cached decision for this machine and model family. The policy is set."""
+    record = None
+    if cfg.precision == "auto" and task.float32_reason:
+        precision, record = "float32", {"policy": "float32", "reason": task.float32_reason}
+    elif resumed_run is not None and precision == MEASURE and resumed_run.read_info().get("precision"):
+        precision = resumed_run.read_info()["precision"]
+    elif precision == MEASURE:
+        family = f"{app}:{task_name}:{getattr(cfg, 'model', '')}:batch {cfg.batch_size}"
+        precision, record = measured_precision(task, cfg, data, strategy, family, verbose)
+        keras.utils.set_random_seed(cfg.seed)  # the real model starts as it would without the measurement
+    keras.mixed_precision.set_global_policy(precision)
+    return precision, record
 
 
 def float32_copy(task, cfg, info, model):
@@ -219,46 +222,6 @@ def weights_fingerprint(model):
     return digest.hexdigest()[:16]
 
 
-def save_model(model, path):
-    from shared.export.atomic import atomic_path
-
-    with atomic_path(path) as tmp:  # Keras insists on the .keras suffix
-        model.save(f"{tmp}.keras")
-        os.replace(f"{tmp}.keras", tmp)
-
-
-def load_model(run, name="model.keras"):
-    path = run.file(name)
-    if not os.path.isfile(path):
-        raise UserError(f"{run.path}: no trained model ({name}) in this run directory")
-    from shared import architectures
-
-    architectures.names()  # registers every builder class with Keras before deserializing
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:  # a corrupt or foreign file
-        raise UserError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
-
-
-def load_preprocess(run):
-    """The run's saved `preprocess` model (e.g. its tokenizer), or None if it has none."""
-    return load_model(run, PREPROCESS_FILE) if os.path.isfile(run.file(PREPROCESS_FILE)) else None
-
-
-def read_metrics(run):
-    try:
-        with open(run.file("metrics.json")) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return {}
-
-
-def write_metrics(run, metrics):
-    from shared.export.atomic import atomic_write_json
-
-    atomic_write_json(run.file("metrics.json"), metrics)
-
-
 def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None, verbose=True):
     """Final evaluation on the test split: `metrics.json`, plots, TensorBoard images, card."""
     model = model or load_model(run)
@@ -278,6 +241,8 @@ def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None,
     logger.images(plots, step=metrics.get("best_epoch", 0))
     logger.scalars("evaluation", {f"test_{k}": v for k, v in test_metrics.items()}, step=metrics.get("best_epoch", 0))
     logger.texts(test_metrics, step=metrics.get("best_epoch", 0))
+    from shared.export.run_export import write_card
+
     write_card(run, task, cfg, metrics, data.info)
     if verbose:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in test_metrics.items() if isinstance(v, float))
@@ -285,89 +250,3 @@ def evaluate_run(run, task, cfg, model=None, data=None, extra=None, logger=None,
     return metrics
 
 
-def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, verbose=True):
-    """Exports a run's serving model (atomic, verified); records the results in metrics.json and the card."""
-    import tensorflow as tf
-
-    from shared.evaluation.predict import take_inputs
-    from shared.export import ExportError, export_run
-
-    model = model or load_model(run)
-    data = data or load_data(task, cfg)
-    calibration = take_inputs(data.train, 256) if "int8" in quantize else None
-    heldout = take_inputs(data.test, 256)
-    metrics = read_metrics(run)
-    # TFLite has no kernels for string ops (tokenizers): with a preprocess model it carries the
-    # numeric core (e.g. token ids in), the tokenizer file beside it; SavedModel takes raw inputs.
-    preprocess = data.info.preprocess
-    serving = task.serving_model(model, data.info)
-    whole = preprocess is None and task.core is None  # TFLite can carry the serving graph itself
-    parts = [(serving, [f for f in formats if whole or f != "tflite"], calibration, heldout)]
-    if not whole and "tflite" in formats:
-        core = lambda x: None if x is None or preprocess is None else tf.nest.map_structure(  # noqa: E731
-            np.asarray, preprocess(x))
-        parts.append((task.serving_model(model, data.info, raw=False), ["tflite"],
-                      calibration if preprocess is None else core(calibration),
-                      heldout if preprocess is None else core(heldout)))
-        if preprocess is not None:
-            write_preprocess_recipe(preprocess, run.path, data.info.extra.get("saved"))
-    results, failure = {}, None
-    for serving, part_formats, representative, inputs in parts:
-        if not part_formats:
-            continue
-        try:
-            results.update(export_run(serving, run.path, formats=tuple(part_formats), quantize=tuple(quantize),
-                                      representative_inputs=representative, heldout_inputs=inputs,
-                                      parity=task.parity))
-        except ExportError as e:
-            results.update(e.results)
-            failure = e
-    metrics["exports"] = {**metrics.get("exports", {}), **results}
-    write_metrics(run, metrics)
-    write_card(run, task, cfg, metrics, data.info)
-    if verbose:
-        for name, r in results.items():
-            figures = ", ".join(f"{k}={v:.4g}" for k, v in r.get("parity", {}).items())
-            print(f"Export {name}: {'verified' if r.get('passed') else 'FAILED'} "
-                  f"({r.get('size_bytes', 0) / 1e6:.2f} MB; {figures or r.get('error', '')})", flush=True)
-    if failure is not None:
-        raise UserError(f"export failed verification: {failure}")
-    return results
-
-
-def write_preprocess_recipe(preprocess, directory, saved=None):
-    """What a TFLite user needs to make the core's inputs and read its outputs:
-    `features.json` for a record encoder, `vocabulary.txt` for a tokenizer, and `<key>.txt`
-    for each list of strings the run keeps (`info.extra["saved"]`, e.g. a chat's replies)."""
-    from shared.architectures.tabular import find_encoder
-    from shared.export.atomic import atomic_write_text
-
-    for key, values in (saved or {}).items():
-        if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
-            atomic_write_text(os.path.join(directory, f"{key}.txt"), "".join(f"{' '.join(v.split())}\n" for v in values))
-
-    from shared.data.subword import write_vocabularies
-
-    encoder = find_encoder(preprocess)
-    if encoder is not None:
-        from shared.data.tabular import write_feature_spec
-
-        return write_feature_spec(encoder, directory)
-    if write_vocabularies(preprocess, directory):
-        return directory
-    from shared.data.text import write_vocabulary
-
-    return write_vocabulary(preprocess, directory)
-
-
-def write_card(run, task, cfg, metrics, info):
-    from shared.export.model_card import write_model_card
-
-    write_model_card(run.path, app=run.app, task=run.task, config=config_lib.to_dict(cfg),
-                     data={"source": info.source, "classes": list(info.class_names),
-                           "input_shape": list(info.input_shape), "input_dtype": info.input_dtype,
-                           "num_train": info.num_train, "num_val": info.num_val, "num_test": info.num_test},
-                     metrics={k: v for k, v in metrics.items() if k != "exports"},
-                     exports=metrics.get("exports", {}), usage=info.extra.get("usage"),
-                     intended_use=info.extra.get("intended_use"), limitations=info.extra.get("limitations"),
-                     provenance=info.extra.get("provenance"))

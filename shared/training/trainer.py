@@ -102,7 +102,7 @@ class Trainer:
             raise UserError(
                 f"--batch-size {self.global_batch}: larger than the {data.info.num_train} training examples")
 
-    def _distribute(self, ds):
+    def distribute(self, ds):
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         options.deterministic = True
@@ -110,9 +110,9 @@ class Trainer:
             ds.with_options(options).prefetch(tf.data.AUTOTUNE))
 
     def _train_dataset(self, epoch):
-        return self._distribute(self._train_batches(epoch))
+        return self.distribute(self.train_batches(epoch))
 
-    def _train_batches(self, epoch):
+    def train_batches(self, epoch):
         """The epoch's (x, y, weight) training batches, shuffled, preprocessed and augmented."""
         ds = self.data.train.shuffle(shuffle_buffer_size(self.data.train.element_spec, self.data.info.num_train),
                                      seed=self.cfg.seed + epoch, reshuffle_each_iteration=False)
@@ -123,22 +123,25 @@ class Trainer:
         ds = ds.map(lambda x, y: (x, y, tf.ones(tf.shape(tf.nest.flatten(y)[0])[:1], tf.float32)))
         return ds
 
-    def input_wait_share(self, epoch=0):
+    def input_wait_share(self, epoch=0, steps=None):
         """How much of a training epoch waits on input: `(share, pipeline seconds, compute
-        seconds)`, the real pipeline timed against the same steps fed one prepared batch over
-        and over. (It trains: measure on a copy or before the real run.)"""
-        import time
-
-        steps = self.steps_per_epoch
+        seconds)`, the real pipeline of `epoch` from a fresh iterator (shuffle-buffer fill
+        included; its first `steps` steps, default all) timed against the same steps fed one
+        prepared batch over and over. It trains, and the step should be traced before."""
+        steps = steps or self.steps_per_epoch
         t0 = time.perf_counter()
-        self._run(self._train_fn, iter(self._train_dataset(epoch)), steps)
+        self.run_steps(iter(self._train_dataset(epoch)), steps)
         pipeline = time.perf_counter() - t0
-        batch = next(iter(self._train_batches(epoch)))
+        batch = next(iter(self.train_batches(epoch)))
         cached = tf.data.Dataset.from_tensors(batch).repeat(steps)
         t0 = time.perf_counter()
-        self._run(self._train_fn, iter(self._distribute(cached)), steps)
+        self.run_steps(iter(self.distribute(cached)), steps)
         compute = time.perf_counter() - t0
         return max(0.0, 1 - compute / pipeline), pipeline, compute
+
+    def run_steps(self, iterator, steps):
+        """`steps` training steps from a distributed `iterator`; their mean figures."""
+        return self._run(self._train_fn, iterator, steps)
 
     def _preprocessed(self, ds):
         """Batches of raw inputs through the data's `preprocess` model (e.g. a tokenizer), in
@@ -155,7 +158,7 @@ class Trainer:
         weights = tf.data.Dataset.from_tensor_slices(tf.concat([tf.ones([n]), tf.zeros([pad])], 0))
         batched = tf.data.Dataset.zip((self._preprocessed(self.batch(examples, self.global_batch, True)),
                                        weights.batch(self.global_batch, drop_remainder=True)))
-        return self._distribute(batched.map(lambda xy, w: (xy[0], xy[1], w))), (n + pad) // self.global_batch
+        return self.distribute(batched.map(lambda xy, w: (xy[0], xy[1], w))), (n + pad) // self.global_batch
 
     # --- steps ---------------------------------------------------------------
     def _sums(self, y, pred, per_example, w):

@@ -138,7 +138,7 @@ def test_segment_writes_labels_on_the_scans_grid(tmp_path):
     import nibabel as nib
 
     from apps.healthcare.imaging import build_imaging_model, segment_scan
-    from apps.healthcare.tasks import ImagingConfig
+    from apps.healthcare.configs import ImagingConfig
     from shared.tasks import DataInfo
 
     _, affine = _lps_volume(tmp_path / "scan.nii.gz")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from apps.healthcare.records import SUPPORT_LEAKAGE, support
-from apps.healthcare.tasks import RiskConfig
+from apps.healthcare.configs import RiskConfig
 from shared.data.tabular import fit_columns, infer_schema, input_name, records
 from shared.errors import UserError
 from tests.conftest import error_line, run_main
@@ -151,10 +151,10 @@ def test_savedmodel_takes_a_column_per_input_nan_and_unseen_categories(risk_run)
 
 
 def test_predict_and_explain_records_from_csv(risk_run, tmp_path, capsys):
-    from shared.cli import load_run
+    from shared.training.runs import load_run
     from apps.healthcare.tasks import TASKS
     from apps.healthcare.risk import explain_risk
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
 
     home, run = risk_run
     path = tmp_path / "patients.csv"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from apps.healthcare.tasks import TreatmentConfig
+from apps.healthcare.configs import TreatmentConfig
 from apps.healthcare.treatment import IHDP_COVARIATES, _ipm, build_treatment_data, realisation_splits, targeted_effect
 from shared.data.tabular import input_name
 from tests.conftest import error_line, run_main

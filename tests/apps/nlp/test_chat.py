@@ -39,20 +39,20 @@ def test_tiny_run_ranks_the_right_reply_first_for_training_messages(tiny_runs):
     from apps.nlp.chat import Responder
     from apps.nlp.conversations import load_conversations
     from apps.nlp.tasks import TASKS
-    from shared.cli import load_run
-    from shared.training import engine
+    from shared.training.runs import load_run
+    from shared.training import runs
     from shared.training.rundir import open_run
 
     _, run = tiny_runs("nlp", "chat")  # tiny() trains on every pair for 10 epochs
     run = open_run(str(run))
-    test = engine.read_metrics(run)["test"]
+    test = runs.read_metrics(run)["test"]
     # measured on the 300 tiny variants: recall@1 0.073, @5 0.20 (chance 0.0012; 0.13, 0.36 after 20 epochs on all)
     assert test["recall_at_1"] > 20 * test["chance_recall_at_1"] and test["recall_at_5"] > test["recall_at_1"]
     assert test["num_replies"] > 700 and len(test["samples"]) == 5
     assert test["recall_at_1_of_100"] >= test["recall_at_1"] and test["chance_recall_at_1_of_100"] == 0.01
     pairs = load_conversations("chatterbot")
     _, _, _, info = load_run("nlp", TASKS, run.path)
-    responder = Responder(engine.load_model(run), info.preprocess, info.extra["saved"]["replies"])
+    responder = Responder(runs.load_model(run), info.preprocess, info.extra["saved"]["replies"])
     replies = [r.decode("utf-8") for r in responder.respond(tf.constant([c for c, _ in pairs]))["reply"].numpy()]
     right = np.mean([a == b for a, b in zip(replies, [r for _, r in pairs])])
     assert right > 0.08, right  # measured 0.14 (0.07 at lr 1e-3); among 800 replies chance is 0.0012
@@ -110,7 +110,7 @@ def test_generative_mode_learns_beyond_a_unigram_model_and_ranks_replies(tiny_ru
     from apps.nlp.conversations import load_conversations
     from apps.nlp.tasks import TASKS
     from apps.nlp.translation import tokenizers
-    from shared.cli import load_run
+    from shared.training.runs import load_run
 
     _, run = tiny_runs("nlp", "chat:generative")
     _, task, cfg, info = load_run("nlp", TASKS, str(run))
@@ -133,9 +133,9 @@ def test_generative_mode_learns_beyond_a_unigram_model_and_ranks_replies(tiny_ru
 def test_generative_run_serves_reply_and_mean_log_prob_with_plain_tensorflow(tiny_runs):
     from apps.nlp.chat_generative import reply_log_likelihoods
     from apps.nlp.tasks import TASKS
-    from shared.cli import load_run
+    from shared.training.runs import load_run
     from shared.tasks import trained_part
-    from shared.training import engine
+    from shared.training import runs
 
     home, run = tiny_runs("nlp", "chat:generative")
     messages = ["Hello", "What is AI?"]
@@ -146,7 +146,7 @@ def test_generative_run_serves_reply_and_mean_log_prob_with_plain_tensorflow(tin
     assert all(replies) and all(s < 0 for s in scores)
     # the score is the written reply's mean log-probability per piece: teacher forcing gives it back
     run_, _, _, info = load_run("nlp", TASKS, str(run))
-    forced = reply_log_likelihoods(trained_part(engine.load_model(run_)), info.preprocess, messages, replies,
+    forced = reply_log_likelihoods(trained_part(runs.load_model(run_)), info.preprocess, messages, replies,
                                    np.array([[0], [1]]))
     np.testing.assert_allclose(forced[:, 0], scores, atol=1e-4)
     once = run_main(["dl-nlp", "chat", run, "--once", "Hello", "--json"], home)

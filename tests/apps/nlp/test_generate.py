@@ -10,7 +10,7 @@ import pytest
 
 from shared.data.corpus import fortunes
 from apps.nlp.documents import load_documents, split_documents, stream, stream_of_windows, windows
-from apps.nlp.tasks import GenerateConfig
+from apps.nlp.configs import GenerateConfig
 from tests.conftest import error_line, run_main
 
 # Plain TensorFlow in a fresh interpreter (no dlsuite): both signatures, exactly as a user calls them.
@@ -93,7 +93,7 @@ def test_savedmodel_generates_and_scores_with_plain_tensorflow(lm_run):
     import tensorflow as tf
 
     from shared.data.byte_text import encode
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
     from shared.training.rundir import open_run
 
     model = load_model(open_run(str(lm_run)))

@@ -55,10 +55,10 @@ def test_pretraining_loss_falls_and_exports_embeddings(pretrained):
 def test_init_from_copies_the_encoder_and_checks_the_flags(pretrained):
     from apps.nlp.data import pretrained_tokenizer
     from apps.nlp.models import build_sentiment_model, find_layer
-    from apps.nlp.tasks import SentimentConfig
+    from apps.nlp.configs import SentimentConfig
     from shared.data.text import vocabulary_size
     from shared.tasks import DataInfo
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
     from shared.training.rundir import open_run
 
     home, run = pretrained

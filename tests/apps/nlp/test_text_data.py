@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from apps.nlp.data import POLARITY_CLASSES, VADER_SOURCES, load_texts, sms_messages, vader_sentences
-from apps.nlp.tasks import SentimentConfig
+from apps.nlp.configs import SentimentConfig
 from shared.data.text import detokenize, vocabulary, vocabulary_size, word_tokenizer
 from shared.errors import UserError
 

@@ -137,7 +137,7 @@ def test_tiny_run_exports_translate_like_the_keras_model(tiny_runs):
     """The SavedModel in plain TF (no tensorflow-text) gives the Keras model's beam search
     translation; the TFLite core is recorded; vocabularies are written beside it."""
     from apps.nlp.translation import Translator
-    from shared.training.engine import load_model, load_preprocess
+    from shared.training.runs import load_model, load_preprocess
     from shared.training.rundir import open_run
 
     home, run = tiny_runs("nlp", "translate")

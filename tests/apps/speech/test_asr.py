@@ -9,7 +9,7 @@ import tensorflow as tf
 from apps.speech import synth
 from apps.speech.data import char_ids, ids_to_text
 from apps.speech.recognition import asr_loss, error_rates, greedy_transcripts, waveform_lengths
-from apps.speech.tasks import AsrConfig
+from apps.speech.configs import AsrConfig
 from shared import architectures
 from shared.data.audio import write_wav
 from tests.conftest import error_line, run_main
@@ -95,7 +95,7 @@ def test_bench_scores_the_run_and_pocketsphinx_on_the_same_audio(asr_run):
 
 
 def test_long_recordings_are_cut_at_quiet_points():
-    from apps.speech.cli import windows
+    from apps.speech.recognition import windows
 
     x = np.ones(40 * 16000, np.float32)
     x[14 * 16000:14 * 16000 + 1600] = 0.0  # a quiet 100 ms inside the first window's last 3 s

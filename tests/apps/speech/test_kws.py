@@ -62,7 +62,8 @@ def test_keyword_spotter_tells_spoken_keywords_apart_in_unheard_voices():
     import keras
 
     from apps.speech import synth
-    from apps.speech.tasks import KwsConfig, build_kws_model
+    from apps.speech.configs import KwsConfig
+    from apps.speech.tasks import build_kws_model
 
     keras.utils.set_random_seed(0)
     words, voices = ("yes", "no", "up", "stop", "go"), synth.voice_splits()
@@ -121,7 +122,7 @@ def test_speech_commands_from_a_local_tfds_dir(tmp_path):
     import tensorflow_datasets as tfds
 
     from apps.speech.keywords import build_kws_data
-    from apps.speech.tasks import KwsConfig
+    from apps.speech.configs import KwsConfig
     from tests.conftest import store_tfds
 
     names = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "_silence_", "_unknown_"]

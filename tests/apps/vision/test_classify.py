@@ -5,9 +5,10 @@ import pytest
 from PIL import Image
 
 from apps.vision.data import FASHION_MNIST_CLASSES, build_classify_data, load_fashion_mnist
-from apps.vision.tasks import TASKS, ClassifyConfig
+from apps.vision.configs import ClassifyConfig
+from apps.vision.tasks import TASKS
 from shared.errors import UserError
-from shared.training import engine
+from shared.training import engine, runs
 
 
 def test_fashion_mnist_is_the_full_real_dataset():
@@ -30,7 +31,7 @@ def test_tiny_classifier_beats_chance_on_real_images(tmp_path, monkeypatch):
     cfg = ClassifyConfig.tiny()
     cfg.epochs, cfg.max_train_examples = 3, 2048
     run = engine.train("vision", "classify", TASKS.get("classify")(), cfg, run_name="learn", verbose=False)
-    metrics = engine.read_metrics(run)
+    metrics = runs.read_metrics(run)
     history = run.read_history()
     assert history[-1]["loss"] < history[0]["loss"]
     assert metrics["test"]["accuracy"] > 0.6, metrics["test"]["accuracy"]  # chance: 0.1
@@ -98,7 +99,7 @@ def test_served_classifier_averages_the_mirror_image(tiny_runs):
 
     _, run = tiny_runs("vision", "classify")
     assert json.loads((run / "run.json").read_text())["data_info"]["extra"]["saved"]["test_time_flip"] is True
-    model = engine.load_model(engine.rundir.open_run(str(run)))
+    model = runs.load_model(engine.rundir.open_run(str(run)))
     images = load_fashion_mnist()[2][:8]
     expected = (model(images) + model(images[:, :, ::-1])) / 2
     served = tf.saved_model.load(str(run / "saved_model")).signatures["serving_default"]

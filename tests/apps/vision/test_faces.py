@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps.vision.faces import (FacesConfig, build_faces_data, load_orl, orl_directory, read_orl_pgm,
-                               split_people)
+from apps.vision.configs import FacesConfig
+from apps.vision.faces import build_faces_data, load_orl, orl_directory, read_orl_pgm, split_people
 from shared.evaluation.verification import pair_trials, rates_at, threshold_at_far, verification_metrics
 from tests.conftest import error_line, run_main
 
@@ -91,7 +91,7 @@ def faces_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_embedding_verifies_unseen_people_with_a_validation_threshold(faces_run):
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
     from shared.training.rundir import open_run
     from apps.vision.faces import embed, faces_serving
 
@@ -113,7 +113,7 @@ def test_embedding_verifies_unseen_people_with_a_validation_threshold(faces_run)
     assert set(test["eigenfaces_peer"]) >= {"roc_auc", "eer", "tar_at_far_0.01", "rank1_identification"}
     # `evaluate RUN` measures again with the run's own threshold: the same figures.
     from apps.vision.tasks import TASKS
-    from shared.cli import load_run
+    from shared.training.runs import load_run
     from shared.training import engine
 
     run_dir, task, cfg, _ = load_run("vision", TASKS, str(run))

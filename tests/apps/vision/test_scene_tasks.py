@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps.vision.tasks import TASKS, ClassifyConfig, DetectConfig, SegmentConfig
-from shared.training import engine
+from apps.vision.configs import ClassifyConfig, DetectConfig, SegmentConfig
+from apps.vision.tasks import TASKS
+from shared.training import engine, runs
 from tests.conftest import error_line, run_main
 
 
@@ -32,7 +33,7 @@ def test_segmenter_learns_and_beats_all_background(scene_home):
     cfg.base_filters, cfg.depth = 16, 3
     cfg.augment = "none"  # as when this config was first measured: flip,contrast once collapsed it on CI
     run = _train("segment", cfg, "learn")
-    history, test = run.read_history(), engine.read_metrics(run)["test"]
+    history, test = run.read_history(), runs.read_metrics(run)["test"]
     assert history[-1]["loss"] < history[0]["loss"]
     assert test["mean_iou"] > test["mean_iou_all_background"] + 0.01, test  # measured: 0.098 vs 0.076
     assert test["mean_iou_foreground"] > 0.005, test  # it segments items, not only background
@@ -52,7 +53,7 @@ def detect_run(scene_home):
 
 @pytest.mark.slow
 def test_detector_learns(detect_run):
-    history, test = detect_run.read_history(), engine.read_metrics(detect_run)["test"]
+    history, test = detect_run.read_history(), runs.read_metrics(detect_run)["test"]
     assert history[-1]["loss"] < history[0]["loss"]
     assert test["mAP50"] > 0.05, test
     from apps.vision.data import FASHION_MNIST_CLASSES
@@ -97,7 +98,7 @@ def test_scenes1_evaluation_plays_the_pointing_game(scenes1_run):
     closing notes, and tests/shared/explain proves the maps point on a task that learns fast)."""
     from apps.vision.scenes import load_scenes
 
-    game = engine.read_metrics(scenes1_run)["test"]["pointing_game"]
+    game = runs.read_metrics(scenes1_run)["test"]["pointing_game"]
     boxes = np.asarray(load_scenes("test", 48, ClassifyConfig().seed + 1, max_items=1)["boxes"][:, 0])
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / 128 ** 2
     assert game["num_images"] == 48 and game["explained_class"] == "true"

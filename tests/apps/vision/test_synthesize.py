@@ -27,7 +27,8 @@ def test_frechet_distance_matches_its_closed_form():
 def test_gan_step_trains_both_networks():
     import keras
 
-    from apps.vision.synthesis import SynthesizeConfig, build_gan
+    from apps.vision.configs import SynthesizeConfig
+    from apps.vision.synthesis import build_gan
     from shared.tasks import DataInfo
 
     cfg = SynthesizeConfig.tiny()
@@ -63,7 +64,7 @@ def test_generate_honours_the_label(tiny_runs, tmp_path):
     from PIL import Image
 
     from apps.vision.synthesis import generate, grid_png, synthesis_serving
-    from shared.training.engine import load_model
+    from shared.training.runs import load_model
     from shared.training.rundir import open_run
 
     home, run = tiny_runs("vision", "synthesize")
@@ -80,10 +81,11 @@ def test_generate_honours_the_label(tiny_runs, tmp_path):
 
 
 def test_judge_measures_a_run_and_generated_images_join_training(tiny_runs, monkeypatch):
+    from apps.vision.configs import ClassifyConfig, SynthesizeConfig
     from apps.vision.data import build_classify_data
-    from apps.vision.synthesis import SynthesizeConfig, build_gan, build_synthesis_data, synthesis_report
-    from apps.vision.tasks import ClassifyConfig
-    from shared.training.engine import load_data, load_model
+    from apps.vision.synthesis import build_gan, build_synthesis_data, synthesis_report
+    from shared.training.engine import load_data
+    from shared.training.runs import load_model
     from shared.training.rundir import open_run
 
     _, judge = tiny_runs("vision", "classify")

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.vision.tasks import TASKS, ClassifyConfig
+from apps.vision.configs import ClassifyConfig
+from apps.vision.tasks import TASKS
 from shared.errors import UserError
-from shared.training import engine
+from shared.training import engine, runs
 from shared.training.transfer import FineTuneSchedule, backbone_weights, head_layer
 
 
@@ -39,7 +40,7 @@ def _same(a, b):
 def test_init_from_freezes_then_fine_tunes(tmp_path, monkeypatch):
     monkeypatch.setenv("DLSUITE_HOME", str(tmp_path))
     source, _ = _train("source", data="mnist")
-    source_model = engine.load_model(source)
+    source_model = runs.load_model(source)
     run, cfg = _train("transfer", init_from=source.path, freeze_epochs=1, epochs=2)
     frozen, tuned = _weights_at_epoch(run, cfg, 1), _weights_at_epoch(run, cfg, 2)
     assert _same(backbone_weights(frozen), backbone_weights(source_model))  # bit-identical while frozen
@@ -69,4 +70,4 @@ def test_backbone_preset_is_loaded_and_frozen(tmp_path, monkeypatch):
     frozen = _weights_at_epoch(run, cfg, 1)
     hub = next(layer for layer in frozen.layers[-1].layers if isinstance(layer, keras_hub.models.Backbone))
     assert _same([np.array(w) for w in hub.weights], [np.array(w) for w in preset.weights])
-    assert engine.read_metrics(run)["test"]["accuracy"] > 0  # evaluated and exported like any run
+    assert runs.read_metrics(run)["test"]["accuracy"] > 0  # evaluated and exported like any run

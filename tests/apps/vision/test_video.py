@@ -102,7 +102,7 @@ def test_video_folder_and_tfds_datasets(tmp_path):
     import tensorflow_datasets as tfds
 
     from apps.vision.data import build_video_data
-    from apps.vision.tasks import VideoConfig
+    from apps.vision.configs import VideoConfig
     from tests.conftest import run_main, store_tfds
 
     clips, labels = motion.make_clips("test", 12, seed=1)

@@ -1,6 +1,6 @@
 import pytest
 
-from apps.vision.tasks import ClassifyConfig
+from apps.vision.configs import ClassifyConfig
 from shared.errors import UserError
 from shared.training import config as C
 

@@ -3,7 +3,7 @@
 import os
 import time
 
-from shared.training import engine
+from shared.training import engine, runs
 
 
 def demo(tiny=False):
@@ -16,7 +16,7 @@ def demo(tiny=False):
     t0 = time.perf_counter()
     run = engine.train("vision", "classify", TASKS.get("classify")(), cfg)
     minutes = (time.perf_counter() - t0) / 60
-    metrics = engine.read_metrics(run)
+    metrics = runs.read_metrics(run)
     test = metrics["test"]
     print("\n=== dlsuite demo: Fashion-MNIST classification ===")
     print(f"model            {cfg.model} ({cfg.epochs} epochs max, best epoch {metrics['best_epoch']})")

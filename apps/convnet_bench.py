@@ -109,7 +109,7 @@ def _text(examples, epochs, batch_size):
 
 
 def _child(kind, examples, epochs, batch_size):
-    cmd = [sys.executable, "-m", "shared.bench", kind, str(examples), str(epochs), str(batch_size)]
+    cmd = [sys.executable, "-m", "apps.convnet_bench", kind, str(examples), str(epochs), str(batch_size)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"bench {kind} failed:\n{out.stderr[-2000:]}")

@@ -1,0 +1,213 @@
+"""The NLP app's configs: one dataclass per task (every field is a `dl-nlp train TASK` flag)
+and `CONFIGS`, task name -> config class. Imports no TensorFlow, so flags are parsed and
+checked before it starts."""
+
+from dataclasses import dataclass
+
+from shared.errors import UserError
+from shared.training.config import TrainConfig
+
+
+CHAT_ARCHITECTURES = {"retrieval": "transformer_dual_encoder", "generative": "transformer_seq2seq"}
+
+
+@dataclass
+class TokenizedConfig(TrainConfig):
+    """A tokenizer's vocabulary size and sequence length, checked against the class's minimums."""
+
+    vocabulary_size: int = 20000
+    sequence_length: int = 64
+    MIN_VOCABULARY = 3  # padding, unknown, a word
+    MIN_LENGTH = 1
+    UNIT = "words"
+
+    def validate(self):
+        super().validate()
+        if self.vocabulary_size < self.MIN_VOCABULARY:
+            raise UserError(f"--vocabulary-size: expected at least {self.MIN_VOCABULARY} {self.UNIT}; "
+                            f"got {self.vocabulary_size}")
+        if self.sequence_length < self.MIN_LENGTH:
+            raise UserError(f"--sequence-length: expected at least {self.MIN_LENGTH} {self.UNIT}; "
+                            f"got {self.sequence_length}")
+        return self
+
+
+@dataclass
+class TextConfig(TokenizedConfig):
+    """Fields every word-level text task shares: the word tokenizer's size and length, the schedule."""
+
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    early_stopping_patience: int = 3
+
+    @classmethod
+    def tiny(cls):
+        return cls(epochs=2, batch_size=32, max_train_examples=512, steps_per_execution=4, export="",
+                   vocabulary_size=500, sequence_length=32, early_stopping_patience=0)
+
+
+@dataclass
+class SentimentConfig(TextConfig):
+    """Sentence sentiment. `--data vader | sms_spam | csv:PATH | tfds:NAME`; `--target polarity | score`."""
+
+    data: str = "vader"
+    data_dir: str = ""
+    download: bool = False
+    text_column: str = "text"  # --data csv:PATH only
+    label_column: str = "label"  # --data csv:PATH only
+    target: str = "polarity"  # polarity: classes; score: regression on the label (VADER: mean rating)
+    init_from: str = ""  # a `pretrain` run: its tokenizer and encoder weights (same --model)
+    model: str = "text_cnn"
+    epochs: int = 8
+
+    @classmethod
+    def tiny(cls):
+        cfg = super().tiny()
+        cfg.model = "text_cnn_tiny"
+        return cfg
+
+    def validate(self):
+        super().validate()
+        if self.target not in ("polarity", "score"):
+            raise UserError(f"--target: expected polarity or score; got '{self.target}'")
+        return self
+
+
+@dataclass
+class PretrainConfig(TextConfig):
+    """Masked-LM pretraining of a transformer encoder. `--data english,vader` (comma list)."""
+
+    data: str = "english,vader"
+    model: str = "transformer_classifier_tiny"
+    mask_rate: float = 0.15
+    epochs: int = 10
+
+    def validate(self):
+        super().validate()
+        if not 0 < self.mask_rate < 1:
+            raise UserError(f"--mask-rate: expected a fraction in (0, 1); got {self.mask_rate}")
+        return self
+
+
+@dataclass
+class GenerateConfig(TrainConfig):
+    """Byte-level language model for text generation. `--data fortunes | text:PATH | tfds:NAME`."""
+
+    data: str = "fortunes"
+    data_dir: str = ""
+    download: bool = False
+    model: str = "transformer_lm_mini"
+    sequence_length: int = 256  # training window and the transformer's context, in bytes
+    epochs: int = 3  # 18.5 min of training here (≈ 6k bytes/s with XLA); the loss still falls at 3
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    jit_compile: bool = True  # XLA: 1.33x the bytes/s of the same model without (measured, CPU)
+    early_stopping_patience: int = 3
+
+    @classmethod
+    def tiny(cls):
+        return cls(model="transformer_lm_tiny", sequence_length=32, epochs=2, batch_size=16, max_train_examples=256,
+                   steps_per_execution=4, export="", early_stopping_patience=0, jit_compile=False)
+
+    def validate(self):
+        super().validate()
+        if self.sequence_length < 2:
+            raise UserError(f"--sequence-length: expected at least 2 bytes; got {self.sequence_length}")
+        return self
+
+
+@dataclass
+class SubwordConfig(TokenizedConfig):
+    """Fields of the tasks on WordPiece subwords (shared/data/subword.py)."""
+
+    vocabulary_size: int = 8000  # WordPiece pieces at most (the learner may stop below)
+    sequence_length: int = 64  # pieces per text
+    MIN_VOCABULARY = 16
+    MIN_LENGTH = 4  # [START], a piece, [END] and room
+    UNIT = "pieces"
+
+
+@dataclass
+class Seq2SeqConfig(SubwordConfig):
+    """Fields of the tasks trained as a Transformer encoder-decoder and decoded by beam search."""
+
+    label_smoothing: float = 0.1
+    beam_size: int = 4  # the export's and evaluation's beam search (1: greedy)
+    length_penalty: float = 1.0  # hypotheses ranked by log-prob / length ** this
+
+    def validate(self):
+        super().validate()
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing: expected a fraction in [0, 1); got {self.label_smoothing}")
+        if self.beam_size < 1:
+            raise UserError(f"--beam-size: expected a positive number; got {self.beam_size}")
+        return self
+
+
+@dataclass
+class TranslateConfig(Seq2SeqConfig):
+    """Translation. `--data gettext:es|fr|de | tsv:PATH | tfds:NAME` (English -> the language for gettext)."""
+
+    data: str = "gettext:es"
+    data_dir: str = ""
+    download: bool = False
+    model: str = "transformer_seq2seq_small"
+    shared_vocabulary: bool = True  # one vocabulary for both languages (names, numbers, placeholders copy)
+    max_test_sentences: int = 0  # 0: the whole test split
+    precision: str = "auto"  # mixed bfloat16 where the hardware has it (1.7x the examples/s here, with bucketing)
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    early_stopping_patience: int = 3
+
+    @classmethod
+    def tiny(cls):
+        return cls(model="transformer_seq2seq_tiny", epochs=2, batch_size=32, max_train_examples=512,
+                   max_test_sentences=32, vocabulary_size=400, sequence_length=32, beam_size=2,
+                   steps_per_execution=4, export="", early_stopping_patience=0, precision="float32")
+
+    def validate(self):
+        super().validate()
+        if self.max_test_sentences < 0:
+            raise UserError(f"--max-test-sentences: expected 0 (all) or a positive number; got {self.max_test_sentences}")
+        return self
+
+
+@dataclass
+class ChatConfig(Seq2SeqConfig):
+    """Chatbot. `--mode retrieval | generative`; `--data chatterbot | yaml:DIR | tsv:PATH`; `--language` for chatterbot."""
+
+    mode: str = "retrieval"  # retrieval: the best-scoring known reply; generative: a reply written by beam search
+    data: str = "chatterbot"
+    language: str = "english"  # chatterbot-corpus's folder
+    model: str = "small"  # a model name, or tiny | small: the mode's model of that size
+    max_eval_messages: int = 0  # validation and test message variants at most (0: one per pair)
+    vocabulary_size: int = 4000  # WordPiece pieces at most
+    sequence_length: int = 48  # pieces per context or reply
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    early_stopping_patience: int = 8
+
+    @classmethod
+    def tiny(cls):
+        # all 836 English pairs for 10 epochs (~15 s): enough to learn (the tests check it on this run)
+        return cls(model="tiny", epochs=10, batch_size=32, learning_rate=3e-3, vocabulary_size=1000,
+                   sequence_length=32, beam_size=2, max_eval_messages=300, steps_per_execution=4, export="",
+                   early_stopping_patience=0)
+
+    def validate(self):
+        if self.mode not in CHAT_ARCHITECTURES:
+            raise UserError(f"--mode: expected one of {', '.join(CHAT_ARCHITECTURES)}; got '{self.mode}'")
+        if self.model in ("tiny", "small"):
+            self.model = f"{CHAT_ARCHITECTURES[self.mode]}_{self.model}"
+        if self.max_eval_messages < 0:
+            raise UserError(f"--max-eval-messages: expected 0 (all) or a positive number; got {self.max_eval_messages}")
+        return super().validate()
+
+
+CONFIGS = {"sentiment": SentimentConfig, "pretrain": PretrainConfig, "generate": GenerateConfig, "translate": TranslateConfig, "chat": ChatConfig}
