@@ -12,10 +12,8 @@ import statistics
 import subprocess
 import sys
 
+from apps import APPS
 from shared.errors import UserError
-
-APPS = {"vision": "apps.vision.tasks", "nlp": "apps.nlp.tasks", "speech": "apps.speech.tasks",
-        "health": "apps.healthcare.tasks", "drive": "apps.driving.tasks"}
 
 
 def all_tasks():
@@ -23,8 +21,8 @@ def all_tasks():
     import importlib
 
     names = []
-    for app, module in APPS.items():
-        for name, factory in importlib.import_module(module).TASKS.items():
+    for app, package in APPS.items():
+        for name, factory in importlib.import_module(f"{package}.tasks").TASKS.items():
             modes = factory().modes
             names += [f"{app}:{name}" + (f":{mode}" if mode != next(iter(modes), None) else "")
                       for mode in (modes or [None])]
@@ -65,7 +63,7 @@ def _config(app, name, mode, tiny, overrides):
 
     from shared.training import config as config_lib
 
-    task = importlib.import_module(APPS[app]).TASKS.get(name)()
+    task = importlib.import_module(f"{APPS[app]}.tasks").TASKS.get(name)()
     cfg = config_lib.resolve(task.config, tiny=tiny, overrides={**({"mode": mode} if mode else {}), **overrides})
     return task, cfg
 
@@ -91,19 +89,30 @@ def bench_task(spec, steps=60, rounds=2, tiny=False, overrides=None, threads=Non
     speed = {side: statistics.median(r["examples_per_second"] for r in rs) for side, rs in runs.items()}
     return {"task": spec, "engine": speed["engine"], "keras": speed["keras"], "ratio": speed["engine"] / speed["keras"],
             "input_wait_share": statistics.median(r["input_wait_share"] for r in runs["engine"]),
-            "batch_size": runs["engine"][0]["batch_size"], "steps": steps, "rounds": runs}
+            "pipeline": statistics.median(r["pipeline_examples_per_second"] for r in runs["engine"]),
+            "batch_size": runs["engine"][0]["batch_size"], "precision": runs["engine"][0]["precision"],
+            "steps": steps, "rounds": runs}
 
 
 def bench_tasks(specs, steps=60, rounds=2, tiny=False, overrides=None, threads=None, out=print):
-    """Measures each task and prints one table row per task as it finishes."""
-    out(f"{'task':24s} {'batch':>5s} {'plain Keras ex/s':>17s} {'engine ex/s':>12s} {'ratio':>6s} {'input wait':>10s}")
-    results = []
+    """Measures each task and prints one table row per task as it finishes (a task that fails
+    gets a row saying why, and the others still run); returns the results and the failures."""
     for spec in specs:
-        r = bench_task(spec, steps, rounds, tiny, overrides, threads)
-        out(f"{spec:24s} {r['batch_size']:5d} {r['keras']:17.1f} {r['engine']:12.1f} {r['ratio']:6.2f} "
-            f"{100 * r['input_wait_share']:9.1f}%")
+        parse_task(spec)
+    out(f"{'task':26s} {'batch':>5s} {'precision':>14s} {'plain Keras ex/s':>16s} {'engine ex/s':>11s} {'ratio':>5s} "
+        f"{'input wait':>10s} {'input alone ex/s':>16s}", flush=True)
+    results, failures = [], {}
+    for spec in specs:
+        try:
+            r = bench_task(spec, steps, rounds, tiny, overrides, threads)
+        except UserError as e:
+            failures[spec] = str(e)
+            out(f"{spec:26s} {e}", flush=True)
+            continue
+        out(f"{spec:26s} {r['batch_size']:5d} {r['precision']:>14s} {r['keras']:16.1f} {r['engine']:11.1f} "
+            f"{r['ratio']:5.2f} {100 * r['input_wait_share']:9.1f}% {r['pipeline']:16.1f}", flush=True)
         results.append(r)
-    return results
+    return results, failures
 
 
 def _measure(side, spec, steps, tiny, overrides, threads):

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 
 
 def _plain_keras(examples, epochs, batch_size):
@@ -21,6 +20,7 @@ def _plain_keras(examples, epochs, batch_size):
     import numpy as np
 
     from apps.vision.data import load_fashion_mnist
+    from shared.training.throughput import epoch_timer
 
     x, y, _, _ = load_fashion_mnist()
     x = x[:examples].astype("float32") / 255
@@ -36,18 +36,10 @@ def _plain_keras(examples, epochs, batch_size):
         keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t0)
-
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[Timer()])
+    timer = epoch_timer()
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])
     steps = int(np.ceil(len(x) / batch_size))
-    return {"examples_per_second": [steps * batch_size / t for t in times]}
+    return {"examples_per_second": [steps * batch_size / t for t in timer.seconds]}
 
 
 def _fit(task, cfg, directory, cache=False):

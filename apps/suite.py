@@ -30,6 +30,7 @@ def main(argv=None):
     p.add_argument("--tiny", action="store_true", help="the tasks' tiny configs (--task, --all)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="a config field for every task measured")
     p.add_argument("--threads", metavar="INTRA,INTER", help="TensorFlow's op thread pools (default: TF's own)")
+    p.add_argument("--json", metavar="FILE", help="also write every measurement (both sides, each round) as JSON")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--examples", type=int, default=20000)
     p.add_argument("--rounds", type=int, default=2)
@@ -61,8 +62,15 @@ def main(argv=None):
         elif args.command == "bench" and (args.task or args.all):
             from apps.benchmark import all_tasks, bench_tasks, parse_overrides, parse_threads
 
-            bench_tasks(all_tasks() if args.all else args.task, steps=args.steps, rounds=args.rounds, tiny=args.tiny,
-                        overrides=parse_overrides(args.set), threads=parse_threads(args.threads))
+            results, failures = bench_tasks(all_tasks() if args.all else args.task, steps=args.steps,
+                                            rounds=args.rounds, tiny=args.tiny, overrides=parse_overrides(args.set),
+                                            threads=parse_threads(args.threads))
+            if args.json:
+                from shared.export.atomic import atomic_write_json
+
+                atomic_write_json(args.json, {"results": results, "failures": failures})
+            if failures:
+                raise UserError(f"bench: {len(failures)} task(s) failed: {', '.join(failures)}")
         elif args.command == "bench":
             from apps.convnet_bench import bench
 

@@ -143,7 +143,9 @@ def app_main(app, package, argv=None, commands=()):
         elif args.command in own:
             own[args.command].run(run_dir, task, cfg, info, args)
         elif args.command == "export":
-            results = engine.export_run_dir(run_dir, task, cfg, formats=[args.format], quantize=[args.quantize])
+            from shared.export.run_export import export_run_dir
+
+            results = export_run_dir(run_dir, task, cfg, formats=[args.format], quantize=[args.quantize])
             for name in results:
                 print(os.path.join(run_dir.path, results[name].get("path", name)))
         return 0

@@ -12,6 +12,24 @@ import time
 SIDES = ("engine", "keras")
 
 
+def epoch_timer():
+    """A Keras callback whose `seconds` lists each epoch's wall time."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.t0)
+
+    return EpochTimer()
+
+
 def _trainer(app, name, task, cfg, directory):
     """The engine's Trainer for `cfg` (data, model and optimizer built as `engine.train` does)."""
     import keras
@@ -42,7 +60,6 @@ def _plain_fit(trainer, loss, steps):
     """Seconds of `steps` training steps of a plain Keras `compile` + `fit` (Keras's defaults:
     one step per execution, `jit_compile="auto"`): the second of two epochs of `steps` (the
     first traces and fills the shuffle buffer)."""
-    import keras
     import tensorflow as tf
 
     model = trainer.model
@@ -57,17 +74,9 @@ def _plain_fit(trainer, loss, steps):
     ds = trainer.train_batches(0).repeat().prefetch(tf.data.AUTOTUNE)
     if trainer.custom_step:  # a model with its own `train_step` (a GAN) takes (x, y)
         ds = ds.map(lambda x, y, w: (x, y))
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t0)
-
-    model.fit(ds, steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[Timer()])
-    return times[-1]
+    timer = epoch_timer()
+    model.fit(ds, steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[timer])
+    return timer.seconds[-1]
 
 
 def _engine_fit(trainer, steps):
@@ -79,11 +88,21 @@ def _engine_fit(trainer, steps):
     return time.perf_counter() - t0
 
 
+def _pipeline_alone(trainer, steps):
+    """Seconds the training pipeline takes to give `steps` batches with nothing else running
+    (a fresh iterator: shuffle-buffer fill included)."""
+    iterator = iter(trainer.train_batches(2).prefetch(2))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        next(iterator)
+    return time.perf_counter() - t0
+
+
 def measure(app, name, task, cfg, side, steps=60, wait_steps=300):
     """One side's figures: `examples_per_second` over `steps` steps after as many untimed
     ones (tracing, shuffle-buffer fill), and for the engine the input-wait share of its first real epoch
     (fresh iterator: shuffle-buffer fill included; at most `wait_steps` steps) against the
-    same steps fed one prepared batch."""
+    same steps fed one prepared batch, and how fast the pipeline alone gives those batches."""
     import tempfile
 
     if side not in SIDES:
@@ -96,8 +115,10 @@ def measure(app, name, task, cfg, side, steps=60, wait_steps=300):
             seconds = _engine_fit(trainer, steps)  # traces the step first
             n = min(trainer.steps_per_epoch, wait_steps)
             share, pipeline, compute = trainer.input_wait_share(epoch=1, steps=n)
+            alone = _pipeline_alone(trainer, n)
             result.update(input_wait_share=share, wait_pipeline_seconds=pipeline, wait_compute_seconds=compute,
-                          wait_steps=n)
+                          wait_steps=n, pipeline_alone_seconds=alone,
+                          pipeline_examples_per_second=n * cfg.batch_size / alone)
         else:
             seconds = _plain_fit(trainer, task.loss(cfg, trainer.data.info), steps)
     result.update(seconds=seconds, examples_per_second=steps * cfg.batch_size / seconds)
