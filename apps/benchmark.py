@@ -17,15 +17,13 @@ from shared.errors import UserError
 
 
 def all_tasks():
-    """Every registered `app:task` (chat once per mode)."""
+    """Every registered `app:task`, and `app:task:mode` for each further mode of a task."""
     import importlib
 
     names = []
     for app, package in APPS.items():
         for name, factory in importlib.import_module(f"{package}.tasks").TASKS.items():
-            modes = factory().modes
-            names += [f"{app}:{name}" + (f":{mode}" if mode != next(iter(modes), None) else "")
-                      for mode in (modes or [None])]
+            names += [f"{app}:{name}", *(f"{app}:{name}:{mode}" for mode in factory().modes)]
     return names
 
 
@@ -68,10 +66,10 @@ def _config(app, name, mode, tiny, overrides):
     return task, cfg
 
 
-def _child(side, spec, steps, tiny, overrides, threads):
+def _child(side, spec, steps, tiny, overrides, threads, wait_steps):
     """One side's figures, measured in a fresh process."""
     cmd = [sys.executable, "-m", "apps.benchmark", side, spec, str(steps), "1" if tiny else "0",
-           json.dumps(overrides), json.dumps(threads)]
+           json.dumps(overrides), json.dumps(threads), str(wait_steps)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         lines = [l for l in out.stderr.splitlines() if l.strip()]
@@ -79,13 +77,13 @@ def _child(side, spec, steps, tiny, overrides, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_task(spec, steps=60, rounds=2, tiny=False, overrides=None, threads=None):
+def bench_task(spec, steps=60, rounds=2, tiny=False, overrides=None, threads=None, wait_steps=200):
     """{engine, keras: examples/s (median over rounds), ratio, input_wait_share, rounds: […]}."""
     parse_task(spec)
     runs = {"engine": [], "keras": []}
     for _ in range(rounds):
         for side in ("keras", "engine"):
-            runs[side].append(_child(side, spec, steps, tiny, overrides or {}, threads))
+            runs[side].append(_child(side, spec, steps, tiny, overrides or {}, threads, wait_steps))
     speed = {side: statistics.median(r["examples_per_second"] for r in rs) for side, rs in runs.items()}
     return {"task": spec, "engine": speed["engine"], "keras": speed["keras"], "ratio": speed["engine"] / speed["keras"],
             "input_wait_share": statistics.median(r["input_wait_share"] for r in runs["engine"]),
@@ -94,7 +92,7 @@ def bench_task(spec, steps=60, rounds=2, tiny=False, overrides=None, threads=Non
             "steps": steps, "rounds": runs}
 
 
-def bench_tasks(specs, steps=60, rounds=2, tiny=False, overrides=None, threads=None, out=print):
+def bench_tasks(specs, steps=60, rounds=2, tiny=False, overrides=None, threads=None, wait_steps=200, out=print):
     """Measures each task and prints one table row per task as it finishes (a task that fails
     gets a row saying why, and the others still run); returns the results and the failures."""
     for spec in specs:
@@ -104,7 +102,7 @@ def bench_tasks(specs, steps=60, rounds=2, tiny=False, overrides=None, threads=N
     results, failures = [], {}
     for spec in specs:
         try:
-            r = bench_task(spec, steps, rounds, tiny, overrides, threads)
+            r = bench_task(spec, steps, rounds, tiny, overrides, threads, wait_steps)
         except UserError as e:
             failures[spec] = str(e)
             out(f"{spec:26s} {e}", flush=True)
@@ -115,7 +113,7 @@ def bench_tasks(specs, steps=60, rounds=2, tiny=False, overrides=None, threads=N
     return results, failures
 
 
-def _measure(side, spec, steps, tiny, overrides, threads):
+def _measure(side, spec, steps, tiny, overrides, threads, wait_steps):
     from shared.terminal import quiet_native_stderr
 
     quiet_native_stderr(False)
@@ -130,10 +128,11 @@ def _measure(side, spec, steps, tiny, overrides, threads):
 
     app, name, mode = parse_task(spec)
     task, cfg = _config(app, name, mode, tiny, overrides)
-    result = measure(app, name, task, cfg, side, steps=steps)
+    result = measure(app, name, task, cfg, side, steps=steps, wait_steps=wait_steps)
     return {**result, "precision": keras.mixed_precision.global_policy().name}
 
 
 if __name__ == "__main__":
-    side, spec, steps, tiny, overrides, threads = sys.argv[1:7]
-    print(json.dumps(_measure(side, spec, int(steps), tiny == "1", json.loads(overrides), json.loads(threads))))
+    side, spec, steps, tiny, overrides, threads, wait_steps = sys.argv[1:8]
+    print(json.dumps(_measure(side, spec, int(steps), tiny == "1", json.loads(overrides), json.loads(threads),
+                              int(wait_steps))))

@@ -27,6 +27,8 @@ def main(argv=None):
     p.add_argument("--task", action="append", metavar="APP:TASK", help="a task to measure (repeatable)")
     p.add_argument("--all", action="store_true", help="every registered task")
     p.add_argument("--steps", type=int, default=60, help="timed training steps per measurement (--task, --all)")
+    p.add_argument("--wait-steps", type=int, default=200, help="steps of the real epoch timed for the input wait "
+                   "(at most an epoch; --task, --all)")
     p.add_argument("--tiny", action="store_true", help="the tasks' tiny configs (--task, --all)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="a config field for every task measured")
     p.add_argument("--threads", metavar="INTRA,INTER", help="TensorFlow's op thread pools (default: TF's own)")
@@ -64,7 +66,7 @@ def main(argv=None):
 
             results, failures = bench_tasks(all_tasks() if args.all else args.task, steps=args.steps,
                                             rounds=args.rounds, tiny=args.tiny, overrides=parse_overrides(args.set),
-                                            threads=parse_threads(args.threads))
+                                            threads=parse_threads(args.threads), wait_steps=args.wait_steps)
             if args.json:
                 from shared.export.atomic import atomic_write_json
 

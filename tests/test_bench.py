@@ -19,6 +19,7 @@ def test_bench_reports_both_sides_and_exports(capsys):
     assert "plain Keras model.fit" in out and "Text pipeline" in out
 
 
+@pytest.mark.slow
 def test_task_bench_measures_both_sides_in_fresh_processes(tmp_path):
     """`dlsuite bench --task`: a table row per task with both sides' examples/s, their ratio
     and the engine's input-wait share, each side measured in its own process."""
@@ -34,6 +35,7 @@ def test_task_bench_measures_both_sides_in_fresh_processes(tmp_path):
     assert 0.0 <= float(wait.rstrip("%")) < 100.0 and float(alone) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["vision:detect", "nlp:translate", "vision:synthesize"])
 def test_the_plain_keras_side_trains_every_shape_of_task(spec):
     """Dict targets (boxes), token sequences under bucketing, a model with its own step: the

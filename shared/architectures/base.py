@@ -4,21 +4,21 @@ import keras
 
 
 class ArgsConfig:
-    """`get_config`/`from_config` over the constructor arguments named in `_ARGS`, each stored
-    as an attribute of the same name (`input_shape` as `input_shape_`: a Keras model's own
-    `input_shape` is read-only). `config_value` gives a stored value's config form: tuples
-    become lists (as JSON would make them); override it for values that need more."""
+    """`get_config`/`from_config` over the constructor arguments named in `_ARGS`.
+
+    `config_value(arg)` gives each argument's config value: by default the attribute of the
+    same name (`input_shape` from `input_shape_`: a Keras model's own `input_shape` is
+    read-only), tuples as lists (as JSON makes them). Override it for an argument stored
+    otherwise."""
 
     _ARGS = ()
 
-    def config_value(self, arg, value):
+    def config_value(self, arg):
+        value = getattr(self, "input_shape_" if arg == "input_shape" else arg)
         return list(value) if isinstance(value, tuple) else value
 
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable}
-        for arg in self._ARGS:
-            config[arg] = self.config_value(arg, getattr(self, "input_shape_" if arg == "input_shape" else arg))
-        return config
+        return {"name": self.name, "trainable": self.trainable, **{arg: self.config_value(arg) for arg in self._ARGS}}
 
     @classmethod
     def from_config(cls, config):

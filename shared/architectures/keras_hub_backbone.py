@@ -11,6 +11,7 @@ import os
 import keras
 
 from shared.architectures import register
+from shared.architectures.base import ArgsConfig
 from shared.architectures.cnn import (
     apply_classifier_head,
     apply_pooling,
@@ -76,7 +77,7 @@ def load_preset_backbone(preset_dir):
         ),
     },
 )
-class KerasHubBackbone(keras.Model):
+class KerasHubBackbone(ArgsConfig, keras.Model):
     """A keras-hub backbone → global pooling → optional head.
 
     Args:
@@ -95,6 +96,9 @@ class KerasHubBackbone(keras.Model):
     Output shape: `(batch, num_classes)`, else `(batch, C)`, or `(batch, h, w, C)` with
     `pooling=None`.
     """
+
+    _ARGS = ("backbone", "backbone_kwargs", "preset_dir", "input_shape", "pooling", "dropout", "num_classes",
+             "head_activation")
 
     def __init__(
         self,
@@ -170,20 +174,11 @@ class KerasHubBackbone(keras.Model):
         self.num_classes = num_classes
         self.head_activation = head_activation
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": self.backbone_name,
-            "backbone_kwargs": dict(self.backbone_kwargs),
-            "preset_dir": None,
-            "input_shape": self.input_shape_,
-            "pooling": self.pooling,
-            "dropout": self.dropout,
-            "num_classes": self.num_classes,
-            "head_activation": self.head_activation,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    def config_value(self, arg):
+        """`backbone` is the resolved class name (the attribute holds the backbone itself) and
+        there is no `preset_dir`: the class and kwargs it resolved to are recorded instead."""
+        if arg == "backbone":
+            return self.backbone_name
+        if arg == "backbone_kwargs":
+            return dict(self.backbone_kwargs)
+        return None if arg == "preset_dir" else super().config_value(arg)

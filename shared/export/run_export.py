@@ -1,15 +1,13 @@
 """A run's exports and model card: the serving model exported (atomic, verified) into the
-run directory, the results recorded in `metrics.json`, and the recipe a TFLite user needs
-beside the file (vocabularies, feature specs)."""
-
-import os
+run directory, the results recorded in `metrics.json` and the card, and (for a TFLite file
+that carries the numeric core) the preprocessing recipe written beside it."""
 
 import numpy as np
 
 from shared.errors import UserError
 from shared.tasks import load_data
 from shared.training import config as config_lib
-from shared.training.runs import load_model, read_metrics, write_metrics
+from shared.training.runs import load_model, read_metrics, write_metrics, write_preprocess_recipe
 
 def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, verbose=True):
     """Exports a run's serving model (atomic, verified); records the results in metrics.json and the card."""
@@ -59,31 +57,6 @@ def export_run_dir(run, task, cfg, formats, quantize, model=None, data=None, ver
     if failure is not None:
         raise UserError(f"export failed verification: {failure}")
     return results
-
-
-def write_preprocess_recipe(preprocess, directory, saved=None):
-    """What a TFLite user needs to make the core's inputs and read its outputs:
-    `features.json` for a record encoder, `vocabulary.txt` for a tokenizer, and `<key>.txt`
-    for each list of strings the run keeps (`info.extra["saved"]`, e.g. a chat's replies)."""
-    from shared.architectures.tabular import find_encoder
-    from shared.export.atomic import atomic_write_text
-
-    for key, values in (saved or {}).items():
-        if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
-            atomic_write_text(os.path.join(directory, f"{key}.txt"), "".join(f"{' '.join(v.split())}\n" for v in values))
-
-    from shared.data.subword import write_vocabularies
-
-    encoder = find_encoder(preprocess)
-    if encoder is not None:
-        from shared.data.tabular import write_feature_spec
-
-        return write_feature_spec(encoder, directory)
-    if write_vocabularies(preprocess, directory):
-        return directory
-    from shared.data.text import write_vocabulary
-
-    return write_vocabulary(preprocess, directory)
 
 
 def write_card(run, task, cfg, metrics, info):

@@ -1,7 +1,7 @@
 """A run directory's contents, read and written in one place: its trained models, the
-preprocessing model saved beside them, `metrics.json`, and the run as the commands load it
-(`load_run`: the task record, resolved config and data description of a finished run).
-The directory layout itself is `rundir.py`'s."""
+preprocessing model and recipe (vocabularies, feature specs) saved beside them,
+`metrics.json`, and the run as the commands load it (`load_run`: the task record, resolved
+config and data description of a finished run). The directory layout is `rundir.py`'s."""
 
 import json
 import os
@@ -82,3 +82,28 @@ def write_metrics(run, metrics):
     from shared.export.atomic import atomic_write_json
 
     atomic_write_json(run.file("metrics.json"), metrics)
+
+
+def write_preprocess_recipe(preprocess, directory, saved=None):
+    """What a TFLite user needs to make the core's inputs and read its outputs:
+    `features.json` for a record encoder, `vocabulary.txt` for a tokenizer, and `<key>.txt`
+    for each list of strings the run keeps (`info.extra["saved"]`, e.g. a chat's replies)."""
+    from shared.architectures.tabular import find_encoder
+    from shared.export.atomic import atomic_write_text
+
+    for key, values in (saved or {}).items():
+        if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+            atomic_write_text(os.path.join(directory, f"{key}.txt"), "".join(f"{' '.join(v.split())}\n" for v in values))
+
+    from shared.data.subword import write_vocabularies
+
+    encoder = find_encoder(preprocess)
+    if encoder is not None:
+        from shared.data.tabular import write_feature_spec
+
+        return write_feature_spec(encoder, directory)
+    if write_vocabularies(preprocess, directory):
+        return directory
+    from shared.data.text import write_vocabulary
+
+    return write_vocabulary(preprocess, directory)

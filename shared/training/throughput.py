@@ -98,7 +98,7 @@ def _pipeline_alone(trainer, steps):
     return time.perf_counter() - t0
 
 
-def measure(app, name, task, cfg, side, steps=60, wait_steps=300):
+def measure(app, name, task, cfg, side, steps=60, wait_steps=200):
     """One side's figures: `examples_per_second` over `steps` steps after as many untimed
     ones (tracing, shuffle-buffer fill), and for the engine the input-wait share of its first real epoch
     (fresh iterator: shuffle-buffer fill included; at most `wait_steps` steps) against the

@@ -12,6 +12,8 @@ from shared.tasks import load_data
 from shared.training.engine import choose_precision
 from shared.training.precision import MEASURE, SPEEDUP_NEEDED, machine_key, measured_precision
 
+pytestmark = pytest.mark.slow  # each test builds and trains the tiny classifier
+
 
 @pytest.fixture
 def classify(tmp_path, monkeypatch):

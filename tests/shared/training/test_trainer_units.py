@@ -2,6 +2,7 @@
 
 import keras
 import pytest
+import tensorflow as tf
 
 from shared.errors import UserError
 from shared.registry import Registry
@@ -182,3 +183,24 @@ def test_label_smoothing_loss():
     np.testing.assert_allclose(sparse_crossentropy(0.1)(y, p), -(target * np.log(p)).sum(-1), rtol=1e-5)
     with pytest.raises(UserError, match="--label-smoothing: expected a number in"):
         ClassifyConfig(label_smoothing=1.0).validate()
+
+
+def test_one_training_dataset_gives_every_epoch_a_new_seeded_order():
+    """`train_batches(start, until)`: `steps_per_epoch` batches per epoch, each epoch a new
+    permutation of the data (nothing dropped twice or repeated within an epoch), the same
+    orders whenever the same epochs are asked for."""
+    from types import SimpleNamespace
+
+    from shared.training.trainer import Trainer
+
+    trainer = object.__new__(Trainer)
+    trainer.data = SimpleNamespace(train=tf.data.Dataset.range(10).map(lambda i: (i, i)),
+                                   info=SimpleNamespace(num_train=10, preprocess=None, augment=None))
+    trainer.cfg, trainer.global_batch, trainer.steps_per_epoch = SimpleNamespace(seed=3), 5, 2
+    trainer.train_batch = lambda ds, n: ds.batch(n, drop_remainder=True)
+    batches = [x.numpy().tolist() for x, _, w in trainer.train_batches(0, 3)]
+    assert len(batches) == 6
+    epochs = [sorted(batches[2 * e] + batches[2 * e + 1]) for e in range(3)]
+    assert epochs == [list(range(10))] * 3
+    assert len({tuple(batches[2 * e] + batches[2 * e + 1]) for e in range(3)}) == 3  # a new order each epoch
+    assert [x.numpy().tolist() for x, _, _ in trainer.train_batches(0, 3)] == batches
