@@ -58,8 +58,10 @@ def _trainer(app, name, task, cfg, directory):
 
 def _plain_fit(trainer, loss, steps):
     """Seconds of `steps` training steps of a plain Keras `compile` + `fit` (Keras's defaults:
-    one step per execution, `jit_compile="auto"`): the second of two epochs of `steps` (the
-    first traces and fills the shuffle buffer)."""
+    one step per execution, `jit_compile="auto"`) with the task's loss and step metrics (as
+    `Mean` metrics, what `compile(metrics=…)` would track): the second of two epochs of
+    `steps` (the first traces and fills the shuffle buffer)."""
+    import keras
     import tensorflow as tf
 
     model = trainer.model
@@ -69,7 +71,16 @@ def _plain_fit(trainer, loss, steps):
             total = tf.reduce_sum(per_example * sample_weight) / tf.cast(tf.shape(per_example)[0], tf.float32)
             return total + (tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) if model.losses else 0.0)
 
+        trackers = {name: keras.metrics.Mean(name=name) for name in trainer.step_metrics}
+
+        def compute_metrics(x, y, y_pred, sample_weight=None):
+            for name, fn in trainer.step_metrics.items():
+                trackers[name].update_state(tf.cast(fn(y, y_pred), tf.float32), sample_weight)
+            return {name: tracker.result() for name, tracker in trackers.items()}
+
         model.compute_loss = compute_loss
+        if trackers:
+            model.compute_metrics = compute_metrics
         model.compile(optimizer=trainer.optimizer)
     ds = trainer.train_batches(0).repeat().prefetch(tf.data.AUTOTUNE)
     if trainer.custom_step:  # a model with its own `train_step` (a GAN) takes (x, y)
