@@ -19,6 +19,7 @@ from shared.training.strategy import is_chief, resolve_strategy
 from shared.training.tensorboard import TensorBoardLogger
 from shared.training.trainer import Trainer, TrainingDiverged
 
+
 def _select_run(app, task_name, config_dict, run_name):
     """Resumes an unfinished run with the same config, or starts a new one."""
     run_name = run_name or os.environ.get("DLSUITE_RUN_NAME")
