@@ -131,6 +131,10 @@ class Detector(ArgsConfig, keras.Model):
         anchor_ratios, anchor_scales: anchor shapes per location (width/height ratios
             and size multipliers).
         prior_probability: initial class probability (focal-loss initialisation).
+        batch_norm_momentum: of the backbone's moving statistics. 0.9 (PyTorch's default)
+            rather than Keras's 0.99: with 0.99 the statistics lag the weights for a few
+            hundred steps, and a 4-epoch face detector scored mAP@.5 0.32-0.73 over four
+            seeds against 0.92-0.94 with 0.9.
 
     Outputs a dict: `"classes"` `(batch, N, num_classes)` probabilities and `"boxes"`
     `(batch, N, 4)` deltas, both float32, with `N = len(self.anchors())` — the anchor
@@ -139,7 +143,7 @@ class Detector(ArgsConfig, keras.Model):
 
     _ARGS = ("input_shape", "num_classes", "backbone_filters", "min_level", "max_level", "fpn_filters",
              "head_convs", "head_filters", "anchor_size", "anchor_ratios", "anchor_scales",
-             "prior_probability")
+             "prior_probability", "batch_norm_momentum")
 
     def __init__(
         self,
@@ -155,6 +159,7 @@ class Detector(ArgsConfig, keras.Model):
         anchor_ratios=(0.5, 1.0, 2.0),
         anchor_scales=(1.0, 1.26, 1.587),
         prior_probability=0.01,
+        batch_norm_momentum=0.9,
         name=None,
         **kwargs,
     ):
@@ -193,7 +198,8 @@ class Detector(ArgsConfig, keras.Model):
             for j, stride in enumerate((2, 1)):
                 x = keras.layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False,
                                         name=f"{prefix}_stage{i + 1}_conv{j + 1}")(x)
-                x = keras.layers.BatchNormalization(name=f"{prefix}_stage{i + 1}_bn{j + 1}")(x)
+                x = keras.layers.BatchNormalization(momentum=batch_norm_momentum,
+                                                    name=f"{prefix}_stage{i + 1}_bn{j + 1}")(x)
                 x = keras.layers.Activation("relu", name=f"{prefix}_stage{i + 1}_relu{j + 1}")(x)
             if i + 1 >= min_level:
                 pyramid.append(x)
@@ -216,6 +222,7 @@ class Detector(ArgsConfig, keras.Model):
         self.anchor_ratios = anchor_ratios
         self.anchor_scales = anchor_scales
         self.prior_probability = prior_probability
+        self.batch_norm_momentum = batch_norm_momentum
 
     def anchors(self, image_shape=None):
         """The `(N, 4)` xyxy anchors matching the outputs for `image_shape` (H, W)

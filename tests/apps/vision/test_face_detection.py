@@ -74,9 +74,10 @@ def test_short_face_detector_run_reports_scenes_and_photos(tmp_path):
     scenes, photos = test["test_scenes"], test["real_photos"]
     assert scenes["images"] == 100 and photos["images"] == 2 and set(photos["per_photo"]) == {"astronaut", "grace_hopper"}
     assert scenes["ours"]["objects"] == scenes["haar_cascade"]["objects"] > 100
-    # It learns (measured: mAP@.5 0.51, recall 0.45 at the validation threshold; the default
+    # It learns (measured, seeds 1-4: mAP@.5 0.92-0.94, recall 0.77-0.90 at the validation
+    # threshold; with Keras's batch-norm momentum 0.99: 0.32-0.73 here, 0.10 on CI; the default
     # run: 0.99 and 0.97). The Haar cascade finds ~0.92 of the same faces.
-    assert test["mAP50"] > 0.2 and scenes["ours"]["recall"] > 0.2, test
+    assert test["mAP50"] > 0.5 and scenes["ours"]["recall"] > 0.4, test
     assert 0.05 <= test["score_threshold"] <= 0.95
     assert (run / "plots" / "real_photos.png").is_file()
 
