@@ -1,6 +1,5 @@
 """Runs a task end to end: strategy, data, model, training with resume, evaluation, export, card."""
 
-import dataclasses
 import hashlib
 import os
 import time
@@ -12,7 +11,6 @@ from shared.errors import UserError
 from shared.tasks import end_to_end, load_data
 from shared.training import config as config_lib
 from shared.training import rundir
-from shared.training.optim import build_optimizer
 from shared.training.precision import MEASURE, measured_precision, resolve_precision
 from shared.training.runs import PREPROCESS_FILE, data_info_dict, load_model, read_metrics, save_model, write_metrics
 from shared.training.strategy import is_chief, resolve_strategy
@@ -57,19 +55,10 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     data = load_data(task, cfg)
     precision, precision_auto = choose_precision(app, task_name, task, cfg, data, strategy, run if resuming else None,
                                                 precision, verbose and chief)
-    with strategy.scope():
-        model = task.model(cfg, data.info)
-        optimizer = build_optimizer(dataclasses.replace(cfg, precision=precision),
-                                    max(1, data.info.num_train // cfg.batch_size))
-        if hasattr(model, "replica_train_step"):
-            model.compile(optimizer=optimizer)
+    trainer = Trainer.for_task(task, cfg, data, strategy, run.file("checkpoints"), optimizer_precision=precision,
+                               history=run.read_history() if resuming else (), verbose=verbose)
     if getattr(cfg, "init_from", "") and not resuming:
-        _init_from(model, cfg.init_from, verbose and chief)
-    trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
-                      loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
-                      checkpoint_dir=run.file("checkpoints"), monitor=task.monitor, logger=None,
-                      history=run.read_history() if resuming else (), verbose=verbose, batch=task.batch,
-                      train_batch=task.train_batch)
+        _init_from(trainer.model, cfg.init_from, verbose and chief)
     if chief and not resuming:
         os.makedirs(run.path, exist_ok=True)
         run.write_config(config_lib.dump_yaml(cfg))
@@ -101,6 +90,7 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
         if chief and not resuming and not int(trainer.epoch.numpy()):
             _discard(run)  # nothing worth resuming: leave no half-made run behind
         raise
+    model = trainer.model
     fingerprint = weights_fingerprint(model)
     if verbose:
         print(f"Final weights fingerprint: {fingerprint}", flush=True)

@@ -99,21 +99,12 @@ def step_seconds(task, cfg, data, strategy, policy, steps=10):
 
     import keras
 
-    from shared.training.optim import build_optimizer
     from shared.training.trainer import Trainer
 
     keras.mixed_precision.set_global_policy(policy)
     cfg = dataclasses.replace(cfg, precision=policy, steps_per_execution=min(cfg.steps_per_execution, 5))
-    with strategy.scope():
-        model = task.model(cfg, data.info)
-        optimizer = build_optimizer(cfg, max(1, data.info.num_train // cfg.batch_size))
-        if hasattr(model, "replica_train_step"):
-            model.compile(optimizer=optimizer)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
-                          loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
-                          checkpoint_dir=tmp, monitor=task.monitor, verbose=False, batch=task.batch,
-                          train_batch=task.train_batch)
+        trainer = Trainer.for_task(task, cfg, data, strategy, tmp, verbose=False)
         batch = next(iter(trainer.train_batches(0)))
         iterator = iter(trainer.distribute(tf.data.Dataset.from_tensors(batch).repeat()))
         trainer.run_steps(iterator, steps)

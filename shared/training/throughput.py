@@ -31,11 +31,10 @@ def epoch_timer():
 
 
 def _trainer(app, name, task, cfg, directory):
-    """The engine's Trainer for `cfg` (data, model and optimizer built as `engine.train` does)."""
+    """The engine's Trainer for `cfg` (data, precision, model and optimizer as `engine.train`)."""
     import keras
 
     from shared.training import engine
-    from shared.training.optim import build_optimizer
     from shared.training.precision import resolve_precision
     from shared.training.strategy import resolve_strategy
     from shared.training.trainer import Trainer
@@ -44,16 +43,9 @@ def _trainer(app, name, task, cfg, directory):
     strategy = resolve_strategy(cfg.distribution, cfg.cpu_replicas, cfg.tpu)
     keras.utils.set_random_seed(cfg.seed)
     data = engine.load_data(task, cfg)
-    engine.choose_precision(app, name, task, cfg, data, strategy, None, resolve_precision(cfg.precision), False)
-    with strategy.scope():
-        model = task.model(cfg, data.info)
-        optimizer = build_optimizer(cfg, max(1, data.info.num_train // cfg.batch_size))
-        if hasattr(model, "replica_train_step"):
-            model.compile(optimizer=optimizer)
-    return task, Trainer(strategy=strategy, model=model, optimizer=optimizer, data=data,
-                         loss=task.loss(cfg, data.info), step_metrics=task.step_metrics, cfg=cfg,
-                         checkpoint_dir=directory, monitor=task.monitor, verbose=False, batch=task.batch,
-                         train_batch=task.train_batch)
+    precision, _ = engine.choose_precision(app, name, task, cfg, data, strategy, None,
+                                           resolve_precision(cfg.precision), False)
+    return task, Trainer.for_task(task, cfg, data, strategy, directory, optimizer_precision=precision, verbose=False)
 
 
 def _plain_fit(trainer, loss, steps):

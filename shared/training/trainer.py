@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from shared.errors import UserError
-from shared.training.optim import current_learning_rate
+from shared.training.optim import build_optimizer, current_learning_rate
 from shared.training.strategy import is_chief
 
 
@@ -51,6 +51,25 @@ class Trainer:
     global_batch_size)` (and optionally `replica_test_step`) returning scalars that sum to
     the global mean over replicas; the engine runs it the same way.
     """
+
+    @classmethod
+    def for_task(cls, task, cfg, data, strategy, checkpoint_dir, optimizer_precision=None, **kwargs):
+        """The task's model and optimizer built under `strategy` (a model with its own step
+        compiled with the optimizer) and the Trainer over them with the task's loss, step
+        metrics, monitor and batching: the one way the engine, the bench and `--precision
+        auto` build what they train. `optimizer_precision`: the policy the optimizer is built
+        for (loss scaling), when `cfg.precision` is still `auto`."""
+        import dataclasses
+
+        with strategy.scope():
+            model = task.model(cfg, data.info)
+            optimizer_cfg = cfg if optimizer_precision is None else dataclasses.replace(cfg, precision=optimizer_precision)
+            optimizer = build_optimizer(optimizer_cfg, max(1, data.info.num_train // cfg.batch_size))
+            if hasattr(model, "replica_train_step"):
+                model.compile(optimizer=optimizer)
+        return cls(strategy=strategy, model=model, optimizer=optimizer, data=data, loss=task.loss(cfg, data.info),
+                   step_metrics=task.step_metrics, cfg=cfg, checkpoint_dir=checkpoint_dir, monitor=task.monitor,
+                   batch=task.batch, train_batch=task.train_batch, **kwargs)
 
     def __init__(self, *, strategy, model, optimizer, data, loss, step_metrics, cfg,
                  checkpoint_dir, monitor="val_loss", logger=None, history=(), verbose=True, batch=None, train_batch=None):
