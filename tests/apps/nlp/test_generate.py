@@ -50,6 +50,31 @@ def test_documents_split_by_document_and_windows_round_trip():
     assert [decode(r) for r in rows] == a["test"][:50]
 
 
+def test_evaluation_gives_a_unigram_model_its_analytic_bits_per_char():
+    """The metric audit: a model whose logits are the training bytes' add-one log frequencies
+    (whatever the context) scores the test documents, through the report's own scoring, at
+    exactly the unigram cross-entropy computed by counting."""
+    import keras
+
+    from apps.nlp.documents import unigram_bits_per_char
+    from apps.nlp.language_model import document_scores
+    from shared.data.byte_text import END, VOCABULARY_SIZE
+
+    splits, _ = load_documents(GenerateConfig())
+    train, rows = stream(splits["train"][:2000]), split_documents(stream(splits["test"][:300]))
+    counts = np.bincount(train[train != END], minlength=256)[:256] + 1.0
+    bias = np.concatenate([np.log(counts / counts.sum()), [-1e9]])  # END (id 256) never predicted
+    ids = keras.Input(shape=(None,), dtype="int32")
+    x = keras.layers.LSTM(2, return_sequences=True)(keras.layers.Embedding(VOCABULARY_SIZE, 4)(ids))
+    head = keras.layers.Dense(VOCABULARY_SIZE, kernel_initializer="zeros")
+    model = keras.Model(ids, head(x))
+    head.bias.assign(bias.astype("float32"))
+    log_probs, chars = document_scores(model, rows)
+    bits = -log_probs.sum() / np.log(2) / chars.sum()
+    assert bits == pytest.approx(unigram_bits_per_char(train, rows), rel=1e-5)
+    assert 4.0 < bits < 5.5  # English bytes: ~4.7 bits
+
+
 @pytest.fixture(scope="module")
 def lm_home(tmp_path_factory):
     return tmp_path_factory.mktemp("lm")
