@@ -133,11 +133,17 @@ def split_documents(ids):
     return [r for r in rows if len(r) > 1]
 
 
+def unigram_log_probs(train_ids):
+    """Natural-log probability of each of the 256 byte values: the training bytes' add-one
+    smoothed frequencies (document separators left out)."""
+    counts = np.bincount(train_ids[train_ids != END], minlength=256)[:256] + 1.0
+    return np.log(counts / counts.sum())
+
+
 def unigram_bits_per_char(train_ids, test_rows):
     """Cross-entropy of the test documents' bytes under the training bytes' frequencies
     (add-one smoothed): the baseline a language model must beat, in bits per character."""
-    counts = np.bincount(train_ids[train_ids != END], minlength=256)[:256] + 1.0
-    log2p = np.log2(counts / counts.sum())
+    log2p = unigram_log_probs(train_ids) / np.log(2)
     tokens = np.concatenate([r[1:] for r in test_rows])
     chars = sum(len(bytes(r[1:].astype(np.uint8).tolist()).decode("utf-8", errors="replace")) for r in test_rows)
     return float(-log2p[tokens].sum() / max(chars, 1))

@@ -7,6 +7,7 @@ Validation batches are padded to whole global batches with zero-weight examples,
 replica and worker runs the same number of steps and the metrics stay exact.
 """
 
+import dataclasses
 import math
 import os
 import sys
@@ -59,8 +60,6 @@ class Trainer:
         metrics, monitor and batching: the one way the engine, the bench and `--precision
         auto` build what they train. `optimizer_precision`: the policy the optimizer is built
         for (loss scaling), when `cfg.precision` is still `auto`."""
-        import dataclasses
-
         with strategy.scope():
             model = task.model(cfg, data.info)
             optimizer_cfg = cfg if optimizer_precision is None else dataclasses.replace(cfg, precision=optimizer_precision)

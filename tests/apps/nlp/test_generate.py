@@ -56,14 +56,13 @@ def test_evaluation_gives_a_unigram_model_its_analytic_bits_per_char():
     exactly the unigram cross-entropy computed by counting."""
     import keras
 
-    from apps.nlp.documents import unigram_bits_per_char
+    from apps.nlp.documents import unigram_bits_per_char, unigram_log_probs
     from apps.nlp.language_model import document_scores
-    from shared.data.byte_text import END, VOCABULARY_SIZE
+    from shared.data.byte_text import VOCABULARY_SIZE
 
     splits, _ = load_documents(GenerateConfig())
     train, rows = stream(splits["train"][:2000]), split_documents(stream(splits["test"][:300]))
-    counts = np.bincount(train[train != END], minlength=256)[:256] + 1.0
-    bias = np.concatenate([np.log(counts / counts.sum()), [-1e9]])  # END (id 256) never predicted
+    bias = np.concatenate([unigram_log_probs(train), [-1e9]])  # END (id 256) never predicted
     ids = keras.Input(shape=(None,), dtype="int32")
     x = keras.layers.LSTM(2, return_sequences=True)(keras.layers.Embedding(VOCABULARY_SIZE, 4)(ids))
     head = keras.layers.Dense(VOCABULARY_SIZE, kernel_initializer="zeros")
