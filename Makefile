@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup demo test test-fast bench clean
 
-setup: $(VENV)/.installed $(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON) $(APERTIUM) $(DEBS)/.complete
+setup: $(VENV)/.installed $(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON) $(APERTIUM) $(DEBS)/.complete-2
 
 # Debian packages: Fashion-MNIST (vision), fortunes (English text for language models),
 # espeak-ng (the voices of the speech corpus), mricron-data (the Colin27 MRI and AAL atlas),
@@ -23,13 +23,17 @@ $(FMNIST) $(FORTUNES) $(ESPEAK) $(MRICRON) $(APERTIUM):
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist fortunes espeak-ng mricron-data apertium-eng-spa
 
-# Debian packages read as data only (LibreOffice's translations: the parallel text of
-# `dl-nlp train translate`): downloaded, not installed (that would pull in LibreOffice).
-$(DEBS)/.complete:
-	@command -v apt-get >/dev/null || { echo "apt-get not found: put libreoffice-l10n-{$(L10N)} .deb files into $(DEBS) by hand"; exit 1; }
+# Debian packages read as data only, downloaded, not installed: LibreOffice's translations
+# (the parallel text of `dl-nlp train translate`; installing them would pull in LibreOffice)
+# and help pages (more parallel text) and the English library language models pretrain on
+# (GCIDE, the Jargon File, WordNet).
+# Only the missing ones are fetched; a new package in DEB_DATA needs a new sentinel name.
+DEB_DATA := $(addprefix libreoffice-l10n-,$(L10N)) libreoffice-help-en-us libreoffice-help-es dict-gcide dict-jargon wordnet-base
+$(DEBS)/.complete-2:
+	@command -v apt-get >/dev/null || { echo "apt-get not found: put the .deb files of $(DEB_DATA) into $(DEBS) by hand"; exit 1; }
 	mkdir -p $(DEBS)
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq
-	cd $(DEBS) && apt-get download -qq $(addprefix libreoffice-l10n-,$(L10N))
+	cd $(DEBS) && for p in $(DEB_DATA); do ls $${p}_*.deb >/dev/null 2>&1 || apt-get download -qq $$p || exit 1; done
 	touch $@
 
 $(VENV)/.installed: setup.cfg pyproject.toml

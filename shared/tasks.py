@@ -98,6 +98,9 @@ class Task:
              `directory` and reloads it from there (a resumed run trains on the same data).
     float32_reason: why `--precision auto` keeps this task in float32 (its accuracy drops
              in bfloat16 at equal steps, measured); "" lets auto measure speed and decide.
+    pretrained: (cfg) -> (run path or "", why): the run `--init-from auto` starts from (a
+             model pretrained once and shared, e.g. the byte LM of `generate --data english`),
+             "" to train from scratch, and a line saying which and why.
     modes:   {mode: {field: value}}: a task of several modes (chat's retrieval and generative)
              names, per value of its config's `mode`, the fields that differ from the record's
              own (which serve the first mode); `for_config(cfg)` gives the resolved record.
@@ -124,6 +127,7 @@ class Task:
     grow: Callable | None = None
     epoch_plots: Callable | None = None
     float32_reason: str = ""
+    pretrained: Callable | None = None
     modes: dict = field(default_factory=dict)
 
     def for_config(self, cfg):

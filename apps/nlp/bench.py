@@ -3,8 +3,19 @@
 Translate runs: BLEU and chrF (sacrebleu) of beam search and greedy decoding beside the
 rule-based Apertium system (`apertium -u eng-spa`, English -> Spanish) on the run's test
 sentences; milliseconds per sentence at batch 1 for the Keras model (beam, greedy), the
-SavedModel (beam, inside the graph) and the TFLite core driven by the greedy loop beside it,
-whose translations must equal the Keras greedy ones.
+SavedModel (beam, inside the graph) and the TFLite file driven by greedy loops beside it:
+re-running the whole prefix through its `serving_default` core, and a piece a step with the
+attention caches through its `encode` / `decode_step` signatures; both must give the Keras
+greedy translations.
+
+Chat runs: the right-reply rate on questions reworded as a person would (`--questions`,
+default tests/data/chat_reworded.tsv: each question with the corpus message it means; a reply
+is right when the corpus gives it to that message), beside the reply of the corpus message
+nearest by TF-IDF (sklearn; word 1-2 grams and char 2-5 grams).
+
+Sentiment runs: ROC AUC and accuracy on the run's test split (with `--hold-out SOURCE`, a
+whole VADER source never trained on) beside TF-IDF (word 1-2 or char 2-5 grams) + logistic
+regression fitted on the run's training split, and the VADER analyser.
 
 Generate runs:
 
@@ -88,7 +99,7 @@ def bench_translate(run, cfg, info, args):
 
     from apps.nlp.parallel import load_parallel
     from apps.nlp.peers import apertium_translations
-    from apps.nlp.translation import Translator
+    from apps.nlp.translation import Translator, tflite_cached_greedy
     from shared.training import runs
 
     metrics = runs.read_metrics(run)
@@ -122,10 +133,17 @@ def bench_translate(run, cfg, info, args):
     tflite = os.path.join(run.path, "model.tflite")
     if os.path.isfile(tflite):
         few = sample[:args.tflite_sentences]
+        keras_greedy = beam.texts(few, True)
         started = time.perf_counter()
         loop = tflite_greedy(tflite, info.preprocess, few)
         latency["tflite_core_greedy_loop"] = 1000 * (time.perf_counter() - started) / len(few)
-        latency["tflite_greedy_equals_keras"] = float(np.mean([a == b for a, b in zip(loop, beam.texts(few, True))]))
+        latency["tflite_greedy_equals_keras"] = float(np.mean([a == b for a, b in zip(loop, keras_greedy)]))
+        tflite_cached_greedy(tflite, info.preprocess, few[:1])  # the interpreter's first call allocates
+        started = time.perf_counter()
+        cached = tflite_cached_greedy(tflite, info.preprocess, sample)
+        latency["tflite_cached_greedy_loop"] = 1000 * (time.perf_counter() - started) / len(sample)
+        keras_greedy = beam.texts(sample, True)
+        latency["tflite_cached_equals_keras"] = float(np.mean([a == b for a, b in zip(cached, keras_greedy)]))
     result = {"num_sentences": len(sources), "quality": rows, "ms_per_sentence_batch_1": latency}
     print(f"BLEU / chrF on the {len(sources)} test sentences of {cfg.data} (sacrebleu, detokenized):")
     for name, row in rows.items():
@@ -148,8 +166,105 @@ def _numbers(text, flag, kind):
     return values
 
 
+REWORDED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "tests", "data", "chat_reworded.tsv")
+
+
+def reworded_questions(path, pairs):
+    """[(question, {right replies})] of a `question<TAB>corpus message` file (`#` comments):
+    a reply is right when the corpus gives it to that message (after any earlier turn)."""
+    from apps.nlp.conversations import SEP
+
+    if not os.path.isfile(path):
+        raise UserError(f"--questions {path}: no such file")
+    right = {}
+    for context, reply in pairs:
+        right.setdefault(context.rpartition(f" {SEP} ")[2], set()).add(reply)
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            question, _, message = (c.strip() for c in line.partition("\t"))
+            if not question or message not in right:
+                raise UserError(f"--questions {path}: line {number}: expected question<TAB>a message of the corpus")
+            out.append((question, right[message]))
+    if not out:
+        raise UserError(f"--questions {path}: no questions")
+    return out
+
+
+def bench_chat(run, cfg, info, args):
+    """Right-reply rate on reworded questions (`--questions`, default tests/data/chat_reworded.tsv)
+    of the run beside the TF-IDF nearest-message peers; printed and recorded in metrics.json."""
+    import numpy as np
+    import tensorflow as tf
+
+    from apps.nlp.chat import Responder
+    from apps.nlp.chat_generative import reply_writer
+    from apps.nlp.conversations import SEP, load_conversations
+    from apps.nlp.peers import TFIDF_PEERS, tfidf_nearest_replies
+    from shared.training import runs
+
+    pairs = load_conversations(cfg.data, cfg.language)
+    questions = reworded_questions(args.questions or REWORDED, pairs)
+    texts = [q for q, _ in questions]
+    model = runs.load_model(run)
+    if cfg.mode == "generative":
+        respond = reply_writer(model, info)
+    else:
+        respond = Responder(model, info.preprocess, info.extra["saved"]["replies"]).respond
+    ours = [r.decode("utf-8") for r in respond(tf.constant(texts))["reply"].numpy()]
+    answers = {f"ours ({cfg.mode}, {cfg.model})": ours}
+    messages = [c.rpartition(f" {SEP} ")[2] for c, _ in pairs]
+    for name, kwargs in TFIDF_PEERS.items():
+        answers[name] = tfidf_nearest_replies(messages, [r for _, r in pairs], texts, **kwargs)
+    rates = {name: float(np.mean([a in right for a, (_, right) in zip(replies, questions)]))
+             for name, replies in answers.items()}
+    print(f"Right replies to {len(questions)} reworded questions ({args.questions or REWORDED}):")
+    for name, rate in rates.items():
+        print(f"  {name:40s} {rate:6.1%}")
+    metrics = runs.read_metrics(run)
+    metrics["bench"] = {"num_questions": len(questions), "right_reply_rate": rates}
+    runs.write_metrics(run, metrics)
+    print(json.dumps(metrics["bench"]))
+
+
+def bench_sentiment(run, cfg, info, args):
+    """ROC AUC and accuracy of the run on its test split beside TF-IDF + logistic regression
+    (fitted on the run's training split) and VADER (`--data vader`); printed and recorded."""
+    import numpy as np
+
+    from apps.nlp.data import load_texts
+    from apps.nlp.peers import TFIDF_CLASSIFIERS, tfidf_logistic_peer, vader_peer
+    from shared.training import runs
+
+    if cfg.target != "polarity":
+        raise UserError(f"{run.path}: dl-nlp bench compares classifiers (--target polarity)")
+    metrics = runs.read_metrics(run)
+    if "roc_auc" not in metrics.get("test", {}):
+        raise UserError(f"{run.path}: no test ROC AUC in metrics.json; run `dl-nlp evaluate {run.path}` first")
+    splits, names, source = load_texts(cfg)
+    rows = {f"ours ({cfg.model})": metrics["test"]}
+    for name, kwargs in TFIDF_CLASSIFIERS.items():
+        rows[name] = tfidf_logistic_peer(splits["train"][:2], splits["val"][:2], splits["test"][:2], names, **kwargs)
+    if cfg.data == "vader":
+        rows["VADER (rule-based)"] = vader_peer(splits["test"][0], splits["test"][1])
+    figures = {name: {k: float(row[k]) for k in ("roc_auc", "accuracy") if k in row} for name, row in rows.items()}
+    print(f"On the {len(splits['test'][0])} test texts of {source}:")
+    for name, row in figures.items():
+        print(f"  {name:42s} ROC AUC {row['roc_auc']:.4f}   accuracy {row.get('accuracy', float('nan')):.4f}")
+    metrics["bench"] = {"num_test": len(splits["test"][0]), "hold_out": cfg.hold_out, "quality": figures}
+    runs.write_metrics(run, json.loads(json.dumps(metrics, default=lambda v: float(np.asarray(v)))))
+    print(json.dumps(metrics["bench"]))
+
+
 def bench_run(run, task, cfg, info, args):
-    """`dl-nlp bench RUN`: the translate or the generate bench."""
+    """`dl-nlp bench RUN`: the translate, chat, sentiment or generate bench."""
+    if run.task == "chat":
+        return bench_chat(run, cfg, info, args)
+    if run.task == "sentiment":
+        return bench_sentiment(run, cfg, info, args)
     if run.task == "translate":
         if args.latency_sentences < 1 or args.tflite_sentences < 1:
             raise UserError("--latency-sentences, --tflite-sentences: expected positive numbers")
@@ -167,7 +282,8 @@ def bench_generate(run, task, cfg, info, args):
     from shared.training import runs
 
     if run.task != "generate":
-        raise UserError(f"{run.path}: a {run.task} run; dl-nlp bench compares generate and translate runs")
+        raise UserError(f"{run.path}: a {run.task} run; dl-nlp bench compares generate, translate, chat and "
+                        "sentiment runs")
     orders = _numbers(args.orders, "--orders", int)
     discounts = _numbers(args.discounts, "--discounts", float)
     if min(orders) < 1 or not all(0 <= d <= 1 for d in discounts):

@@ -56,6 +56,8 @@ def _bench_arguments(parser):
     parser.add_argument("--latency-sentences", type=int, default=32, help="translate: sentences timed (default 32)")
     parser.add_argument("--tflite-sentences", type=int, default=8, help="translate: sentences through the TFLite "
                         "loop (default 8)")
+    parser.add_argument("--questions", default="", help="chat: a question<TAB>corpus message file (default "
+                        "tests/data/chat_reworded.tsv)")
 
 
 def _bench_run(run, task, cfg, info, args):
@@ -71,7 +73,7 @@ COMMANDS = (AppCommand("chat", "talk with a chat run (interactive; --once MESSAG
             AppCommand("generate", "continue prompts with a generate run (streams the text)",
                        _generate_arguments, _generate),
             AppCommand("bench", "a generate run vs the Kneser-Ney n-gram peer, a translate run vs Apertium, on "
-                       "its test split; and its speed", _bench_arguments, _bench_run))
+                       "its test split, and their speed; a chat run vs TF-IDF on reworded questions", _bench_arguments, _bench_run))
 
 
 def main(argv=None):

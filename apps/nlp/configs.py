@@ -57,6 +57,7 @@ class SentimentConfig(TextConfig):
     text_column: str = "text"  # --data csv:PATH only
     label_column: str = "label"  # --data csv:PATH only
     target: str = "polarity"  # polarity: classes; score: regression on the label (VADER: mean rating)
+    hold_out: str = ""  # --data vader: train on the other sources, test on every sentence of this one
     init_from: str = ""  # a `pretrain` run: its tokenizer and encoder weights (same --model)
     model: str = "text_cnn"
     epochs: int = 8
@@ -71,6 +72,13 @@ class SentimentConfig(TextConfig):
         super().validate()
         if self.target not in ("polarity", "score"):
             raise UserError(f"--target: expected polarity or score; got '{self.target}'")
+        if self.hold_out:
+            from apps.nlp.data import VADER_SOURCES
+
+            if self.data != "vader":
+                raise UserError(f"--hold-out {self.hold_out}: only with --data vader (its sources)")
+            if self.hold_out not in VADER_SOURCES:
+                raise UserError(f"--hold-out {self.hold_out}: expected one of {', '.join(VADER_SOURCES)}")
         return self
 
 

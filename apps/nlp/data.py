@@ -9,7 +9,8 @@
 
 Repeated texts are dropped (the first is kept), then the test split is fixed (seed
 `TEST_SEED`, per source for VADER), so every run, seed and peer (the VADER rule-based
-analyser) is scored on the same sentences, none of which occurs in training.
+analyser) is scored on the same sentences, none of which occurs in training. `--hold-out
+SOURCE` (VADER) tests on every sentence of one source instead, trained on the other three.
 """
 
 import csv
@@ -190,6 +191,9 @@ def load_texts(cfg):
     groups = None if groups is None else groups[keep]
     test = fixed_test_split(len(texts), groups)
     source += f", {len(keep)} unique texts"
+    if getattr(cfg, "hold_out", ""):  # leave one source out: all its sentences test, none trains
+        test = groups == cfg.hold_out
+        source += f"; test: every {cfg.hold_out} sentence, trained on the other sources"
     pool = np.flatnonzero(~test)
     val = np.zeros(len(texts), bool)
     val[pool[_split_off(len(pool), cfg.validation_split, cfg.seed)]] = True

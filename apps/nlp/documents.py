@@ -1,6 +1,10 @@
 """Documents for language modelling, split by document (never by line), as byte-id windows.
 
 - `fortunes` (default): Debian's fortunes, one document per fortune;
+- `english`: the pretraining corpus: the English library (`shared.data.english_library`:
+  GCIDE, the Jargon File, WordNet glosses, pydoc; about 42 MB) and the fortunes' training
+  documents; validation and test are the fortunes' own (the same documents as `fortunes`
+  with the same seed), so a pretrained model never saw the fortunes it is scored on;
 - `text:PATH`: a UTF-8 text file (one document per blank-line-separated paragraph) or a
   folder (one document per file, recursively);
 - `tfds:tiny_shakespeare` (any TFDS dataset with one text feature) from a local
@@ -88,19 +92,28 @@ def load_documents(cfg):
             val = [d for d, m in zip(splits["train"], mask) if m]
             splits["train"] = [d for d, m in zip(splits["train"], mask) if not m]
         return {"train": splits["train"], "val": val, "test": splits["test"]}, f"TFDS {arg}"
-    if cfg.data == "fortunes":
+    if cfg.data in ("fortunes", "english"):
         from shared.data.corpus import fortunes
 
         documents, source = [text for _, text in fortunes()], "Debian fortunes (one document per fortune)"
     elif kind == "text" and arg:
         documents, source = text_documents(arg), f"text {arg}"
     else:
-        raise UserError(f"--data: expected fortunes, text:PATH or tfds:NAME; got '{cfg.data}'")
+        raise UserError(f"--data: expected fortunes, english, text:PATH or tfds:NAME; got '{cfg.data}'")
     # A repeated document (a fortune filed under two categories) would sit on both sides of the split.
     documents = np.asarray(list(dict.fromkeys(documents)), dtype=object)
     train, val, test = document_split(len(documents), TEST_FRACTION, cfg.validation_split, cfg.seed)
     part = lambda m: list(documents[m])  # noqa: E731
-    return {"train": part(train), "val": part(val), "test": part(test)}, f"{source}, {len(documents)} unique documents"
+    splits = {"train": part(train), "val": part(val), "test": part(test)}
+    source = f"{source}, {len(documents)} unique documents"
+    if cfg.data == "english":
+        from shared.data.english_library import library_documents
+
+        library = [text for _, text in library_documents()]
+        train = library + splits["train"]  # shuffled: the epoch's shuffle buffer holds a part of the windows
+        splits["train"] = [train[i] for i in np.random.default_rng(cfg.seed).permutation(len(train))]
+        source = f"the English library ({len(library)} documents) + {source}"
+    return splits, source
 
 
 def stream(documents):

@@ -32,6 +32,25 @@ def build_language_model(cfg, info):
     return keras.Model(token_ids, net(token_ids), name=f"lm_{cfg.model}")
 
 
+PRETRAIN_HINT = "`dl-nlp train generate --data english` builds it once"
+
+
+def pretrained_byte_lm(cfg):
+    """`--init-from auto`: the newest complete `generate --data english` run (the byte LM
+    pretrained on the English library) of the same `--model` and `--sequence-length`."""
+    from shared.training.rundir import runs
+
+    if cfg.data == "english":
+        return "", "Pretraining the byte LM from scratch (--data english)"
+    for run in reversed(runs("nlp", "generate")):
+        config = run.read_config() or {}
+        if (run.read_info().get("status") == "complete" and config.get("data") == "english"
+                and config.get("model") == cfg.model and config.get("sequence_length") == cfg.sequence_length):
+            return run.path, f"Starting from the pretrained byte LM {run.path} (--init-from auto)"
+    return "", (f"No pretrained byte LM of --model {cfg.model} and --sequence-length {cfg.sequence_length}: "
+                f"training from scratch ({PRETRAIN_HINT}; --init-from '' silences this)")
+
+
 def next_token_loss(y_true, y_pred):
     """Per-example mean next-byte cross-entropy (nats) over the non-padding targets."""
     ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)

@@ -7,6 +7,9 @@
   its `.mo` catalogs with Python's `gettext`: context prefixes (`msgctxt` before `\\x04`)
   dropped, plural form 0 kept, the header and untranslated entries dropped, keyboard
   accelerators (`~`, `_`, `&` before a letter) removed the same way on both sides;
+- `gettext+help:es`: the same, and LibreOffice's help pages (`libreoffice-help-en-us` and
+  `-es`: the paragraphs of the same page with the same id paired; ~28k more pairs), which
+  only ever train: the test and validation sentences stay the catalogs' own;
 - `tsv:PATH`: source<TAB>target per line (Tatoeba / Anki files: further columns ignored);
 - `tfds:NAME` (e.g. `wmt14_translate/de-en`, its `supervised_keys` order) from a local `--data-dir`.
 
@@ -17,22 +20,17 @@ training, whatever the seed; a source with several translations keeps its most f
 import collections
 import glob
 import hashlib
+import html.parser
 import os
 import re
-import subprocess
-import sys
 
-from shared.data.cache import data_cache
+from shared.data.debian import extracted_package
 from shared.errors import UserError
 
 GETTEXT_LANGUAGES = ("es", "fr", "de")
+HELP_LANGUAGES = ("es",)  # `make setup` downloads the Spanish help pages only
 MAX_CHARACTERS = 200  # longer catalog entries are help paragraphs, not sentences
 _ACCELERATOR = re.compile(r"[_&](?=\w)")
-
-
-def debs_dir():
-    """Where `make setup` puts the Debian packages read as data (`$DLSUITE_DEBS` overrides)."""
-    return os.environ.get("DLSUITE_DEBS") or os.path.join(sys.prefix, "debs")
 
 
 def clean_message(text):
@@ -63,41 +61,78 @@ def read_catalog(path):
 
 
 def catalog_pairs(paths):
-    """[(source, target)] of `.mo` files: cleaned, each source once with its most frequent
-    translation (ties: the first in sorted order), no copies, no entry without a letter."""
+    """[(source, target)] of `.mo` files (`voted_pairs` of their cleaned messages)."""
+    return voted_pairs((clean_message(key), clean_message(value))
+                       for path in sorted(paths) for key, value in read_catalog(path).items())
+
+
+def voted_pairs(pairs):
+    """Each source once with its most frequent translation (ties: the first in sorted order);
+    no copies, no empty side, no source without a letter or over MAX_CHARACTERS."""
     votes = collections.defaultdict(collections.Counter)
-    for path in sorted(paths):
-        for key, value in read_catalog(path).items():
-            source, target = clean_message(key), clean_message(value)
-            if (source and target and source != target and len(source) <= MAX_CHARACTERS
-                    and re.search(r"[^\W\d_]", source)):
-                votes[source][target] += 1
+    for source, target in pairs:
+        if (source and target and source != target and len(source) <= MAX_CHARACTERS
+                and re.search(r"[^\W\d_]", source)):
+            votes[source][target] += 1
     return [(s, min(c, key=lambda t: (-c[t], t))) for s, c in sorted(votes.items())]
 
 
-def _extracted_package(package):
-    """The data-cache directory holding `package`'s extracted files (`dpkg-deb -x`, once)."""
-    target = data_cache("debs", package)
-    if os.path.isfile(os.path.join(target, ".complete")):
-        return target
-    debs = sorted(glob.glob(os.path.join(debs_dir(), f"{package}_*.deb")))
-    if not debs:
-        raise UserError(f"{package}: no .deb in {debs_dir()}; run `make setup` (it runs `apt-get download {package}` "
-                        "there), or set DLSUITE_DEBS to a directory holding it")
-    os.makedirs(target, exist_ok=True)
-    try:
-        subprocess.run(["dpkg-deb", "-x", debs[-1], target], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise UserError(f"{debs[-1]}: dpkg-deb -x failed ({getattr(e, 'stderr', b'') or e})") from None
-    open(os.path.join(target, ".complete"), "w").close()
-    return target
+class _HelpParagraphs(html.parser.HTMLParser):
+    """{id: text} of a help page's paragraphs, headings, cells and list items that carry an
+    id (inline markup flattened, whitespace runs made one space; an id used twice dropped)."""
+
+    TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "td", "li"}
+
+    def __init__(self):
+        super().__init__()
+        self.open, self.texts, self.repeated = [], {}, set()
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.TAGS:
+            self.open.append((dict(attrs).get("id"), []))
+
+    def handle_endtag(self, tag):
+        if tag in self.TAGS and self.open:
+            key, parts = self.open.pop()
+            if key:
+                self.repeated |= {key} & set(self.texts)
+                self.texts[key] = " ".join("".join(parts).split())
+
+    def handle_data(self, data):
+        if self.open:
+            self.open[-1][1].append(data)
+
+    @classmethod
+    def of(cls, path):
+        parser = cls()
+        with open(path, encoding="utf-8", errors="replace") as f:
+            parser.feed(f.read())
+        return {k: v for k, v in parser.texts.items() if v and k not in parser.repeated}
+
+
+def help_pairs(language):
+    """[(English, translation)] of LibreOffice's help pages (Debian `libreoffice-help-en-us`
+    and `-LANG`, the same pages in both languages): the paragraphs of the same page with the
+    same id paired, voted and filtered as the catalogs are (`catalog_pairs`)."""
+    if language not in HELP_LANGUAGES:
+        raise UserError(f"--data gettext+help:{language}: help pages are read for {', '.join(HELP_LANGUAGES)}")
+    english = os.path.join(extracted_package("libreoffice-help-en-us"), "usr", "share", "libreoffice", "help", "en-US")
+    other = os.path.join(extracted_package(f"libreoffice-help-{language}"), "usr", "share", "libreoffice", "help",
+                         language)
+    pairs = []
+    for path in sorted(glob.glob(os.path.join(english, "text", "**", "*.html"), recursive=True)):
+        translated = os.path.join(other, os.path.relpath(path, english))
+        if os.path.isfile(translated):
+            theirs = _HelpParagraphs.of(translated)
+            pairs += [(text, theirs[key]) for key, text in _HelpParagraphs.of(path).items() if key in theirs]
+    return voted_pairs(pairs)
 
 
 def gettext_pairs(language):
     """[(English, translation)] of LibreOffice's `language` catalogs (see the module doc)."""
     if language not in GETTEXT_LANGUAGES:
         raise UserError(f"--data gettext:{language}: expected one of {', '.join(GETTEXT_LANGUAGES)}")
-    root = _extracted_package(f"libreoffice-l10n-{language}")
+    root = extracted_package(f"libreoffice-l10n-{language}")
     paths = glob.glob(os.path.join(root, "usr", "lib", "libreoffice", "program", "resource", language,
                                    "LC_MESSAGES", "*.mo"))
     if not paths:
@@ -175,6 +210,14 @@ def load_parallel(data, data_dir="", download=False, test_fraction=0.05, validat
     kind, _, arg = data.partition(":")
     if kind == "gettext":
         return split_pairs(gettext_pairs(arg or "es"), test_fraction, validation_fraction)
+    if kind == "gettext+help":
+        splits = split_pairs(gettext_pairs(arg or "es"), test_fraction, validation_fraction)
+        known = {s for split in splits.values() for s, _ in split}
+        extra = [p for p in help_pairs(arg or "es") if p[0] not in known]
+        # the catalogs' test and validation sentences stay the held-out ones; a help paragraph trains
+        # only when its source falls in the training part of the same hash
+        splits["train"] += split_pairs(extra, test_fraction, validation_fraction)["train"]
+        return splits
     if kind == "tsv" and arg:
         return split_pairs(tsv_pairs(arg), test_fraction, validation_fraction)
     if kind == "tfds" and arg:
@@ -188,4 +231,4 @@ def load_parallel(data, data_dir="", download=False, test_fraction=0.05, validat
         for split in ("test", "validation"):
             splits[split] = given.get(split) or cut[split]
         return splits
-    raise UserError(f"--data: expected gettext:es|fr|de, tsv:PATH or tfds:NAME; got '{data}'")
+    raise UserError(f"--data: expected gettext:es|fr|de, gettext+help:es, tsv:PATH or tfds:NAME; got '{data}'")

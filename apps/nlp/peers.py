@@ -73,3 +73,39 @@ def apertium_translations(sources, pair="eng-spa"):
     if out.returncode != 0 or len(lines) < len(sources):
         raise RuntimeError(f"apertium {pair} failed: {out.stderr.strip()[:200]}")
     return [line.strip() for line in lines[:len(sources)]]
+
+
+TFIDF_PEERS = {"TF-IDF nearest message, words 1-2": dict(analyzer="word", ngram_range=(1, 2)),
+               "TF-IDF nearest message, chars 2-5": dict(analyzer="char_wb", ngram_range=(2, 5))}
+
+
+def tfidf_nearest_replies(messages, replies, questions, analyzer="word", ngram_range=(1, 2)):
+    """The reply of the corpus message nearest each question by the cosine of TF-IDF vectors
+    (sklearn, fitted on the messages, lower-cased, sublinear tf): the retrieval chat's peer."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngram_range, sublinear_tf=True)
+    index = vectorizer.fit_transform(messages)
+    nearest = np.asarray((vectorizer.transform(questions) @ index.T).argmax(1)).reshape(-1)
+    return [replies[i] for i in nearest]
+
+
+TFIDF_CLASSIFIERS = {"TF-IDF words 1-2 + logistic regression": dict(analyzer="word", ngram_range=(1, 2)),
+                     "TF-IDF chars 2-5 + logistic regression": dict(analyzer="char_wb", ngram_range=(2, 5))}
+
+
+def tfidf_logistic_peer(train, val, test, class_names, analyzer="word", ngram_range=(1, 2), cs=(0.3, 1.0, 3.0, 10.0)):
+    """TF-IDF features (sklearn, sublinear tf) and a logistic regression, its C the one with the
+    lowest log loss on `val`, scored on `test` ((texts, labels) each) as our classifiers are."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngram_range, sublinear_tf=True, min_df=1)
+    features = vectorizer.fit_transform(list(train[0]))
+    fits = [LogisticRegression(C=c, max_iter=2000).fit(features, train[1]) for c in cs]
+    val_x = vectorizer.transform(list(val[0]))
+    best = min(fits, key=lambda m: log_loss(val[1], m.predict_proba(val_x), labels=m.classes_))
+    probs = best.predict_proba(vectorizer.transform(list(test[0])))
+    result = classification_metrics(np.asarray(test[1]), probs, class_names)
+    return {**{k: v for k, v in result.items() if k not in ("per_class", "confusion_matrix")}, "C": best.C}

@@ -9,7 +9,7 @@ from apps.nlp.data import build_pretrain_data, build_sentiment_data
 from apps.nlp.documents import build_generate_data
 from apps.nlp.language_model import (build_language_model, decode_generations, generation_parity,
                                      language_model_report, language_model_serving, logits_core,
-                                     next_token_accuracy, next_token_loss)
+                                     next_token_accuracy, next_token_loss, pretrained_byte_lm)
 from apps.nlp.chat import (build_chat_data, build_dual_encoder, chat_core, chat_parity, chat_report, chat_serving,
                            decode_replies, in_batch_accuracy, in_batch_loss)
 from apps.nlp.chat_generative import build_generative_chat_data, generative_chat_report, generative_chat_serving
@@ -104,6 +104,7 @@ def generate():
         serving=language_model_serving,
         core=logits_core,
         parity=generation_parity,
+        pretrained=pretrained_byte_lm,
         description="text generation with a byte-level GPT or LSTM (fortunes, text files, TFDS); bits per char",
     )
 

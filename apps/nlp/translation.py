@@ -25,6 +25,10 @@ USAGE = [
     "int32 [1, T] -> `logits` [1, T, V]. Ids come from `source_vocabulary.txt` / `target_vocabulary.txt` (id = line "
     "number; WordPiece, `##` continues a word). The loop beside it: decoder_tokens = [2 ([START])], then repeatedly "
     "append the argmax of the logits at the last real position until 3 ([END]).",
+    "TFLite cached decoding (the same file, a piece per step instead of the whole prefix): `encode(encoder_tokens "
+    "int32 [1, S]) -> {cross_cache, cache}`, then from token = 2 ([START]), index = 0: `decode_step(encoder_tokens, "
+    "cross_cache, cache, token int32 [1], index int32 []) -> {logits [1, V], cache}`; token = argmax(logits), "
+    "index += 1, until 3 ([END]) or index = S - 1.",
 ]
 
 
@@ -289,15 +293,83 @@ def translation_serving(model, info):
 
 
 def translation_core(model, info):
-    """The TFLite part: the encoder and a decoder pass over fixed lengths, untrimmed (see USAGE)."""
+    """The TFLite part: the encoder and a decoder pass over fixed lengths, untrimmed, as
+    `serving_default`, and the cached decoding signatures `encode` and `decode_step`
+    (`cached_decoding_signatures`; see USAGE)."""
+    from shared.export.savedmodel import with_extra_signatures
+
     seq2seq = _seq2seq(model)
     length = seq2seq.sequence_length
     encoder_tokens = keras.Input(shape=(length,), dtype="int32", name="encoder_tokens")
     decoder_tokens = keras.Input(shape=(length,), dtype="int32", name="decoder_tokens")
     logits = seq2seq.decoder_model()({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens,
                                       "encoder_sequence": seq2seq.encoder_model()(encoder_tokens)})
-    return keras.Model({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens},
+    core = keras.Model({"encoder_tokens": encoder_tokens, "decoder_tokens": decoder_tokens},
                        {"logits": keras.layers.Identity(name="logits")(logits)}, name="translation_core")
+    return with_extra_signatures(core, cached_decoding_signatures(seq2seq))
+
+
+def cached_decoding_signatures(seq2seq):
+    """{name: (fn, specs)} of greedy decoding a piece at a time with the attention caches, at
+    batch 1 (a phone translates a sentence at a time):
+
+    - `encode(encoder_tokens int32 [1, S])` -> `cross_cache` [1, layers, 2, S, heads, head_dim]
+      (the decoder's cross-attention keys/values of the sentence) and `cache` (zeros
+      [1, layers, 2, S - 1, heads, head_dim]: the self-attention cache to start from);
+    - `decode_step(encoder_tokens, cross_cache, cache, token int32 [1], index int32 [])` ->
+      `logits` float32 [1, V] of the piece after `token` at position `index`, and `cache`
+      with that position written.
+    """
+    import tensorflow as tf
+
+    length = seq2seq.sequence_length
+    encoder = seq2seq.encoder_model()
+    cache_spec = lambda steps, name: tf.TensorSpec([1, *seq2seq.cache_shape(steps)], tf.float32, name=name)  # noqa: E731
+    tokens_spec = tf.TensorSpec([1, length], tf.int32, name="encoder_tokens")
+
+    def encode(encoder_tokens):
+        cross = seq2seq.cross_attention_caches(encoder_tokens, encoder(encoder_tokens))
+        return {"cross_cache": tf.cast(cross, tf.float32),
+                "cache": tf.zeros([1, *seq2seq.cache_shape(length - 1)], tf.float32)}
+
+    def decode_step(encoder_tokens, cross_cache, cache, token, index):
+        logits, cache = seq2seq.decode_step(token, index, cache, cross_cache, encoder_tokens)
+        return {"logits": tf.cast(logits, tf.float32), "cache": tf.cast(cache, tf.float32)}
+
+    return {"encode": (encode, [tokens_spec]),
+            "decode_step": (decode_step, [tokens_spec, cache_spec(length, "cross_cache"),
+                                          cache_spec(length - 1, "cache"), tf.TensorSpec([1], tf.int32, name="token"),
+                                          tf.TensorSpec([], tf.int32, name="index")])}
+
+
+def tflite_cached_greedy(path, preprocess, sentences):
+    """Greedy translations by a TFLite file's `encode` / `decode_step` signatures (the loop
+    users write beside it; `cached_decoding_signatures`), one sentence at a time."""
+    import tensorflow as tf
+
+    from shared.data.subword import detokenize
+    from shared.export.verify import _interpreter
+
+    source_tokenizer, target_tokenizer = tokenizers(preprocess)
+    interpreter = _interpreter(path)
+    encode, step = interpreter.get_signature_runner("encode"), interpreter.get_signature_runner("decode_step")
+    out = []
+    for sentence in sentences:
+        source = np.asarray(source_tokenizer(tf.constant([sentence])), np.int32)
+        state = encode(encoder_tokens=source)
+        cross, cache = state["cross_cache"], state["cache"]
+        pieces, token = [], START
+        for index in range(cache.shape[3]):
+            result = step(encoder_tokens=source, cross_cache=cross, cache=cache,
+                          token=np.array([token], np.int32), index=np.array(index, np.int32))
+            cache, token = result["cache"], int(np.argmax(result["logits"][0]))
+            if token == END:
+                break
+            pieces.append(token)
+        ids = np.zeros((1, max(len(pieces), 1)), np.int32)
+        ids[0, :len(pieces)] = pieces
+        out.append(detokenize(tf.constant(ids), target_tokenizer.vocabulary).numpy()[0].decode("utf-8"))
+    return out
 
 
 def translation_parity(outputs, reference, fmt, quantize="none"):

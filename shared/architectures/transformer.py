@@ -269,36 +269,56 @@ class TransformerSeq2Seq(ArgsConfig, keras.Model):
         return keras.Model({"encoder_tokens": enc_ids, "encoder_sequence": enc, "decoder_tokens": dec_ids}, logits,
                            name="seq2seq_decoder")
 
-    def cached_decoding(self, encoder_tokens, encoder_sequence, max_length):
-        """(step, cache) to decode a piece at a time with keras-hub's attention caches (each
-        step costs one position, not the whole prefix): `step(token [N], index, cache) ->
-        (logits [N, V], cache)` for the piece after `token` at position `index`; `cache` is
-        the self-attention keys/values [N, layers, 2, max_length, heads, head_dim]. The
-        cross-attention keys/values of `encoder_sequence` are computed once, here."""
-        embedding = self.get_layer("seq2seq_decoder_embedding")
-        layers = [self.get_layer(f"seq2seq_decoder_layer{i}") for i in range(self.num_layers)]
-        head = self.get_layer("seq2seq_logits")
+    def cache_shape(self, length):
+        """The shape after the batch of a layer-stacked attention cache over `length` steps:
+        (layers, 2 (keys, values), length, heads, head_dim)."""
+        return (self.num_layers, 2, length, self.num_heads, self.hidden_dim // self.num_heads)
+
+    def cross_attention_caches(self, encoder_tokens, encoder_sequence):
+        """The cross-attention keys/values of `encoder_sequence` [N, S, d] for every decoder
+        layer, [N, *cache_shape(S)]: they depend on the encoder only, so decoding computes
+        them once per sentence (a pass over a dummy piece fills them)."""
         n, steps = keras.ops.shape(encoder_tokens)[0], keras.ops.shape(encoder_tokens)[1]
-        shape, dtype = (self.num_heads, self.hidden_dim // self.num_heads), layers[0].compute_dtype
-        attend = dict(encoder_sequence=encoder_sequence, encoder_padding_mask=keras.ops.not_equal(encoder_tokens, 0))
-        # a pass over a dummy piece fills each layer's cross-attention cache (it depends on the encoder only)
-        x, cross = embedding(keras.ops.zeros((n, 1), "int32")), []
+        layers = [self.get_layer(f"seq2seq_decoder_layer{i}") for i in range(self.num_layers)]
+        shape, dtype = self.cache_shape(1)[3:], layers[0].compute_dtype  # (heads, head_dim)
+        x, cross = self.get_layer("seq2seq_decoder_embedding")(keras.ops.zeros((n, 1), "int32")), []
         for layer in layers:
             x, _, cache = layer(x, self_attention_cache=keras.ops.zeros((n, 2, 1, *shape), dtype),
                                 self_attention_cache_update_index=0,
                                 cross_attention_cache=keras.ops.zeros((n, 2, steps, *shape), dtype),
-                                cross_attention_cache_update_index=0, **attend)
+                                cross_attention_cache_update_index=0, encoder_sequence=encoder_sequence,
+                                encoder_padding_mask=keras.ops.not_equal(encoder_tokens, 0))
             cross.append(cache)
+        return keras.ops.stack(cross, axis=1)
+
+    def decode_step(self, token, index, cache, cross, encoder_tokens):
+        """One decoding step with keras-hub's attention caches (it costs one position, not the
+        whole prefix): the logits [N, V] of the piece after `token` [N] at position `index`,
+        and `cache` [N, *cache_shape(max_length)] with that position's keys/values written;
+        `cross` from `cross_attention_caches`, `encoder_tokens` [N, S] for its padding mask."""
+        n, steps = keras.ops.shape(encoder_tokens)[0], keras.ops.shape(encoder_tokens)[1]
+        # with a cross-attention cache the layer reads only the shape of `encoder_sequence`
+        attend = dict(encoder_sequence=keras.ops.zeros((n, steps, 1), cross.dtype),
+                      encoder_padding_mask=keras.ops.not_equal(encoder_tokens, 0))
+        x, updated = self.get_layer("seq2seq_decoder_embedding")(token[:, None], start_index=index), []
+        for i in range(self.num_layers):
+            x, layer_cache, _ = self.get_layer(f"seq2seq_decoder_layer{i}")(
+                x, self_attention_cache=cache[:, i], self_attention_cache_update_index=index,
+                cross_attention_cache=cross[:, i], **attend)
+            updated.append(layer_cache)
+        return self.get_layer("seq2seq_logits")(x)[:, 0], keras.ops.stack(updated, axis=1)
+
+    def cached_decoding(self, encoder_tokens, encoder_sequence, max_length):
+        """(step, cache) to decode a piece at a time: `step(token [N], index, cache) ->
+        (logits [N, V], cache)` (`decode_step` over this sentence's cross-attention caches,
+        computed here once); `cache` starts as zeros [N, *cache_shape(max_length)]."""
+        cross = self.cross_attention_caches(encoder_tokens, encoder_sequence)
 
         def step(token, index, cache):
-            x, updated = embedding(token[:, None], start_index=index), []
-            for i, layer in enumerate(layers):
-                x, layer_cache, _ = layer(x, self_attention_cache=cache[:, i], self_attention_cache_update_index=index,
-                                          cross_attention_cache=cross[i], **attend)
-                updated.append(layer_cache)
-            return head(x)[:, 0], keras.ops.stack(updated, axis=1)
+            return self.decode_step(token, index, cache, cross, encoder_tokens)
 
-        return step, keras.ops.zeros((n, self.num_layers, 2, max_length, *shape), dtype)
+        n = keras.ops.shape(encoder_tokens)[0]
+        return step, keras.ops.zeros((n, *self.cache_shape(max_length)), cross.dtype)
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")

@@ -74,7 +74,7 @@ def export_savedmodel(model: "keras.Model", path: str | os.PathLike, batch_size:
     """
     import keras
 
-    from shared.export.endpoints import Endpoints, write_endpoints
+    from shared.export.endpoints import Endpoints, _positional, write_endpoints
 
     if isinstance(model, Endpoints):
         write_endpoints(model, path)
@@ -94,5 +94,22 @@ def export_savedmodel(model: "keras.Model", path: str | os.PathLike, batch_size:
     archive = keras.export.ExportArchive()
     archive.track(serving)
     archive.add_endpoint(SIGNATURE_KEY, serve, input_signature=specs)
+    for name, (fn, fn_specs) in extra_signatures(model).items():
+        archive.add_endpoint(name, _positional(fn, [s.name for s in fn_specs]), input_signature=list(fn_specs))
     archive.write_out(os.fspath(path), verbose=False)
     return Path(path)
+
+
+EXTRA_SIGNATURES = "_dlsuite_extra_signatures"
+
+
+def with_extra_signatures(model, signatures):
+    """`model` carrying more signatures for its SavedModel and TFLite exports: {name: (fn,
+    [tf.TensorSpec named as fn's keyword inputs])}, fn returning a dict of named tensors over
+    the model's own layers (e.g. a decoder's cached step beside its `serving_default`)."""
+    object.__setattr__(model, EXTRA_SIGNATURES, dict(signatures))  # not tracked as a Keras attribute
+    return model
+
+
+def extra_signatures(model) -> dict:
+    return getattr(model, EXTRA_SIGNATURES, None) or {}

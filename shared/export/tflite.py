@@ -85,6 +85,18 @@ def _calibration_set(model: "keras.Model", inputs) -> dict:
             for spec in input_specs(model)}
 
 
+def signature_keys(saved_model_dir) -> list:
+    """The signature names of a SavedModel (read from its saved_model.pb, nothing loaded),
+    `serving_default` first: it becomes the TFLite file's first subgraph, the one the
+    interpreter's low-level calls (`set_tensor`, `invoke`) run."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
+    return sorted((k for k in proto.meta_graphs[0].signature_def if not k.startswith("__")),
+                  key=lambda k: (k != SIGNATURE_KEY, k))
+
+
 def convert_saved_model(saved_model_dir, quantize: str = "none", representative_inputs=None,
                         *, model: "keras.Model | None" = None) -> bytes:
     """Convert an exported SavedModel (``serving_default``) to TFLite bytes."""
@@ -93,8 +105,9 @@ def convert_saved_model(saved_model_dir, quantize: str = "none", representative_
     check_quantize(quantize)
 
     def converter_for(ops, mode=quantize):
-        converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir),
-                                                             signature_keys=[SIGNATURE_KEY])
+        # every signature (a model's `with_extra_signatures` too), but int8 calibrates serving_default alone
+        keys = [SIGNATURE_KEY] if mode == "int8" else signature_keys(saved_model_dir)
+        converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir), signature_keys=keys)
         if mode != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if mode == "float16":

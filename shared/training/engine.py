@@ -45,6 +45,7 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     strategy = resolve_strategy(cfg.distribution, cfg.cpu_replicas, cfg.tpu)
     if cfg.distribution == "multi_worker" and not (run_name or os.environ.get("DLSUITE_RUN_NAME")):
         raise UserError("--distribution multi_worker: pass --run-name so every worker writes the same run")
+    cfg = resolve_init_from(task, cfg, verbose)
     keras.utils.set_random_seed(cfg.seed)
     precision = resolve_precision(cfg.precision, tpu=type(strategy).__name__.startswith("TPU"))
     keras.mixed_precision.set_global_policy("float32" if precision == MEASURE else precision)
@@ -152,6 +153,19 @@ def _discard(run):
 
     for path in (run.path, run.logs):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def resolve_init_from(task, cfg, verbose):
+    """`cfg` with `--init-from auto` made the run the task names (`Task.pretrained`) or ""
+    (from scratch), saying which; the run records the path it started from."""
+    import dataclasses
+
+    if getattr(cfg, "init_from", "") != "auto":
+        return cfg
+    path, why = task.pretrained(cfg) if task.pretrained else ("", "this task has no pretrained model")
+    if verbose:
+        print(why, flush=True)
+    return dataclasses.replace(cfg, init_from=path)
 
 
 def _init_from(model, path, verbose):

@@ -156,3 +156,34 @@ def test_generative_run_serves_reply_and_mean_log_prob_with_plain_tensorflow(tin
     assert row["reply"] == replies[0] and row["score"] == pytest.approx(scores[0], abs=1e-3)
     line = error_line(run_main(["dl-nlp", "train", "chat", "--tiny", "--mode", "abstractive"], home))
     assert line == "dl-nlp: error: --mode: expected one of retrieval, generative; got 'abstractive'"
+
+
+def test_tfidf_peer_answers_with_the_nearest_message_and_reworded_questions_parse(tmp_path):
+    from apps.nlp.bench import REWORDED, reworded_questions
+    from apps.nlp.conversations import SEP, load_conversations
+    from apps.nlp.peers import TFIDF_PEERS, tfidf_nearest_replies
+
+    messages, replies = ["what is your name", "how old are you", "do you like cats"], ["Bot.", "Two.", "Yes."]
+    for kwargs in TFIDF_PEERS.values():
+        assert tfidf_nearest_replies(messages, replies, ["tell me your name", "are you old?"], **kwargs) == ["Bot.", "Two."]
+    pairs = load_conversations("chatterbot")
+    questions = reworded_questions(REWORDED, pairs)
+    assert len(questions) >= 60 and all(right for _, right in questions)
+    corpus = {c.rpartition(f" {SEP} ")[2] for c, _ in pairs}
+    assert not any(q in corpus for q, _ in questions)  # reworded, not copied
+    (tmp_path / "q.tsv").write_text("# comment\nWho are you, really?\tNot a corpus message\n")
+    with pytest.raises(Exception, match=r"line 2: expected question<TAB>a message of the corpus"):
+        reworded_questions(str(tmp_path / "q.tsv"), pairs)
+
+
+def test_bench_puts_the_tfidf_peers_beside_a_chat_run(tiny_runs):
+    home, run = tiny_runs("nlp", "chat")
+    result = run_main(["dl-nlp", "bench", run], home)
+    assert result.returncode == 0, result.stderr
+    bench = json.loads(result.stdout.splitlines()[-1])
+    rates = bench["right_reply_rate"]
+    assert bench["num_questions"] >= 60 and len(rates) == 3
+    # the peers answer a share of the rewordings far above chance (1/400; measured here: words 1-2
+    # 0.28, chars 2-5 0.35 on the 69 questions)
+    assert all(rates[name] > 0.15 for name in rates if name.startswith("TF-IDF"))
+    assert json.loads((run / "metrics.json").read_text())["bench"] == bench

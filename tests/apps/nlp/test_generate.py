@@ -232,3 +232,36 @@ def test_local_tfds_text_dataset_in_tiny_shakespeare_shape(tmp_path):
     assert split_documents(stream_of_windows(x, y))[0].tolist() == stream([splits["test"][0]["text"]])[:-1].tolist()
     targets = len(stream([splits["train"][0]["text"]])) - 1
     assert data.info.num_train == -(-targets // cfg.sequence_length)  # every byte predicted once
+
+
+def test_english_pretraining_data_never_holds_the_fortunes_scored_on():
+    english, source = load_documents(GenerateConfig(data="english"))
+    fortunes_only, _ = load_documents(GenerateConfig())
+    assert english["test"] == fortunes_only["test"] and english["val"] == fortunes_only["val"]
+    train = set(english["train"])
+    assert not train & set(fortunes_only["test"]) and not train & set(fortunes_only["val"])
+    assert set(fortunes_only["train"]) <= train and len(train) > 200000 and source.startswith("the English library")
+
+
+def test_init_from_auto_finds_the_newest_pretrained_byte_lm(tmp_path, monkeypatch, capsys):
+    from apps.nlp.language_model import pretrained_byte_lm
+    from apps.nlp.tasks import TASKS
+    from shared.training.engine import resolve_init_from
+    from shared.training.rundir import RunDir
+
+    monkeypatch.setenv("DLSUITE_HOME", str(tmp_path))
+    cfg = GenerateConfig(init_from="auto")
+    assert pretrained_byte_lm(cfg)[0] == ""  # none yet: from scratch, saying how to build one
+    made = {}
+    for name, data, status, model in (("a", "english", "complete", cfg.model), ("b", "english", "complete", cfg.model),
+                                      ("c", "english", "running", cfg.model), ("d", "fortunes", "complete", cfg.model),
+                                      ("e", "english", "complete", "transformer_lm_tiny")):
+        run = RunDir("nlp", "generate", name)
+        run.write_config(f"data: {data}\nmodel: {model}\nsequence_length: {cfg.sequence_length}\n")
+        run.write_info(status=status)
+        made[name] = run.path
+    assert pretrained_byte_lm(cfg)[0] == made["b"]  # the newest complete english run of this model
+    assert pretrained_byte_lm(GenerateConfig(data="english"))[0] == ""  # pretraining itself starts from scratch
+    resolved = resolve_init_from(TASKS.get("generate")(), cfg, verbose=True)
+    assert resolved.init_from == made["b"] and "pretrained byte LM" in capsys.readouterr().out
+    assert resolve_init_from(TASKS.get("generate")(), GenerateConfig(init_from="x"), False).init_from == "x"

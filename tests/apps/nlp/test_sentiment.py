@@ -90,3 +90,29 @@ def test_explain_attributes_the_prediction_to_words(vader_run, nlp_home):
         assert abs(total - (row["output"] - row["baseline_output"])) < 0.02, row
     assert max(good["tokens"], key=lambda t: t[1])[0] == "wonderful"
     assert max(bad["tokens"], key=lambda t: t[1])[0] in ("dull", "awful")
+
+
+def test_hold_out_tests_on_a_whole_source_never_trained_on(tmp_path):
+    from apps.nlp.configs import SentimentConfig
+    from apps.nlp.data import load_texts
+
+    splits, _, source = load_texts(SentimentConfig(hold_out="amazon").validate())
+    assert set(splits["test"][2]) == {"amazon"} and len(splits["test"][0]) > 3000  # every amazon sentence
+    assert "amazon" not in set(splits["train"][2]) | set(splits["val"][2]) and "test: every amazon" in source
+    line = error_line(run_main(["dl-nlp", "train", "sentiment", "--tiny", "--hold-out", "imdb"], tmp_path))
+    assert line == "dl-nlp: error: --hold-out imdb: expected one of tweets, movie_reviews, amazon, nyt_editorials"
+    line = error_line(run_main(["dl-nlp", "train", "sentiment", "--tiny", "--data", "sms_spam", "--hold-out",
+                                "tweets"], tmp_path))
+    assert line == "dl-nlp: error: --hold-out tweets: only with --data vader (its sources)"
+
+
+def test_bench_puts_tfidf_and_vader_beside_the_run(vader_run, nlp_home):
+    result = run_main(["dl-nlp", "bench", vader_run], nlp_home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bench = json.loads(result.stdout.splitlines()[-1])
+    quality = bench["quality"]
+    assert len(quality) == 4 and bench["hold_out"] == "" and bench["num_test"] > 4000
+    # measured on the fixed test split: TF-IDF words 0.847, chars 0.844, VADER 0.783
+    assert quality["TF-IDF words 1-2 + logistic regression"]["roc_auc"] > 0.8
+    assert 0.75 < quality["VADER (rule-based)"]["roc_auc"] < 0.82
+    assert json.loads((vader_run / "metrics.json").read_text())["bench"] == bench

@@ -56,6 +56,22 @@ def test_splits_keep_every_test_source_out_of_training():
     assert {s for s, _ in split_pairs(pairs[::-1], 0.1, 0.1)["test"]} == set(sources["test"])  # by text, not order
 
 
+def test_help_pages_add_training_pairs_and_never_a_held_out_sentence(tmp_path):
+    from apps.nlp.parallel import _HelpParagraphs, load_parallel
+
+    page = tmp_path / "page.html"
+    page.write_text('<h1 id="t">Insert <a href="x">Rows</a></h1><p id="a" class="p">Select the\n  rows.</p>'
+                    '<p>no id</p><p id="d">one</p><p id="d">twice</p><table><tr><td id="c"><p id="in">In a '
+                    'cell</p></td></tr></table>', encoding="utf-8")
+    # inline markup flattened; a repeated id dropped; a cell's text is its paragraph's, once
+    assert _HelpParagraphs.of(page) == {"t": "Insert Rows", "a": "Select the rows.", "in": "In a cell"}
+    catalogs, both = load_parallel("gettext:es"), load_parallel("gettext+help:es")
+    assert both["test"] == catalogs["test"] and both["validation"] == catalogs["validation"]
+    held_out = {s for split in ("test", "validation") for s, _ in catalogs[split]}
+    assert not held_out & {s for s, _ in both["train"]}
+    assert len(both["train"]) > 2 * len(catalogs["train"])  # measured 36,053 against 15,675 pairs
+
+
 def test_wordpiece_in_core_ops_equals_keras_hub_and_round_trips():
     import keras_hub
     import tensorflow as tf
@@ -189,3 +205,5 @@ def test_bench_puts_apertium_beside_ours_and_drives_the_tflite_core(tiny_runs):
     assert bench["quality"]["Apertium eng-spa (rule-based)"]["chrf"] > 20  # a real translator on the same sentences
     latency = bench["ms_per_sentence_batch_1"]
     assert latency["tflite_greedy_equals_keras"] == 1.0 and latency["savedmodel_beam"] > 0
+    # the cached encode / decode_step signatures give the Keras greedy translations too
+    assert latency["tflite_cached_equals_keras"] == 1.0 and latency["tflite_cached_greedy_loop"] > 0
