@@ -200,7 +200,7 @@ def bench_chat(run, cfg, info, args):
     import numpy as np
     import tensorflow as tf
 
-    from apps.nlp.chat import Responder
+    from apps.nlp.chat import responder_of
     from apps.nlp.chat_generative import reply_writer
     from apps.nlp.conversations import SEP, load_conversations
     from apps.nlp.peers import TFIDF_PEERS, tfidf_nearest_replies
@@ -213,7 +213,7 @@ def bench_chat(run, cfg, info, args):
     if cfg.mode == "generative":
         respond = reply_writer(model, info)
     else:
-        respond = Responder(model, info.preprocess, info.extra["saved"]["replies"]).respond
+        respond = responder_of(model, info).respond
     ours = [r.decode("utf-8") for r in respond(tf.constant(texts))["reply"].numpy()]
     answers = {f"ours ({cfg.mode}, {cfg.model})": ours}
     messages = [c.rpartition(f" {SEP} ")[2] for c, _ in pairs]

@@ -19,9 +19,12 @@ CANDIDATES = 100  # replies ranked per message in the figures both modes report
 
 USAGE = [
     "SavedModel `serving_default(text: string[N]) -> {reply: string[N], score: float32[N]}`: the best-scoring "
-    "known reply and its cosine similarity; a multi-turn context is `previous turn [SEP] message`.",
+    "known reply and its score, (1 - w) * the cosine of the learned embeddings + w * the best TF-IDF cosine "
+    "(character 2-5-grams) of the text with a corpus message that reply answers, w = the run's `lexical_weight` "
+    "(chosen on validation); a multi-turn context is `previous turn [SEP] message`.",
     "TFLite (`model.tflite`): `context_tokens` int32 [N, L] (ids of `vocabulary.txt`, WordPiece) -> `scores` "
-    "[N, replies], the cosine with every known reply; the reply is line argmax of `replies.txt`.",
+    "[N, replies], the learned cosine with every known reply (the lexical half needs strings, which TFLite "
+    "lacks); the reply is line argmax of `replies.txt`.",
 ]
 
 
@@ -56,6 +59,7 @@ def build_chat_data(cfg):
     """Unbatched ({"context", "reply"} strings, reply id) datasets (`chat_splits`)."""
     import tensorflow as tf
 
+    from apps.nlp.conversations import SEP
     from shared.data.subword import WordPieceTokenizer
     from shared.tasks import Data, DataInfo
 
@@ -77,10 +81,12 @@ def build_chat_data(cfg):
              "reply": tf.constant(answers, tf.string, shape=[len(rows)])},
             np.array([index[r] for r in answers], np.int32)))
 
+    messages = sorted({(c.rpartition(f" {SEP} ")[2], index[r]) for c, r in train})
     info = DataInfo(input_shape=(), input_dtype="string", num_train=len(train), num_val=len(validation),
                     num_test=len(test), preprocess=preprocess, source=chat_source(cfg, train, replies),
                     extra={"train_limited": True, "vocabulary_size": len(vocabulary), "usage": USAGE,
-                           "saved": {"replies": replies}})
+                           "saved": {"replies": replies, "messages": [m for m, _ in messages],
+                                     "message_replies": [i for _, i in messages], "lexical_weight": 0.0}})
     return Data(make(train), make(validation), make(test), info)
 
 
@@ -113,10 +119,50 @@ def in_batch_accuracy(y_true, y_pred):
     return keras.ops.cast(keras.ops.equal(keras.ops.take(y, best), y), "float32")
 
 
-class Responder:
-    """Text -> (best known reply, cosine score) with a trained dual encoder."""
+LEXICAL_FEATURES = 50000  # character n-grams the lexical index keeps at most (the chatterbot corpus has 15k;
+# keeping only the 4,096 most frequent, the least telling, answered 10 % of the reworded questions, not 35 %)
+LEXICAL_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))  # tried on the validation variants
 
-    def __init__(self, model, preprocess, replies, batch_size=256):
+
+class LexicalIndex:
+    """The word-overlap half of hybrid retrieval: TF-IDF vectors of character 2-5-grams (a Keras
+    `TextVectorization`, in the graph) of the corpus messages; a text's score for a known reply
+    is its best cosine with a message that reply answers (0 for a reply no message has)."""
+
+    def __init__(self, messages, message_replies, num_replies):
+        import tensorflow as tf
+
+        self.vectorizer = keras.layers.TextVectorization(
+            max_tokens=LEXICAL_FEATURES, standardize="lower_and_strip_punctuation", split="character",
+            ngrams=(2, 3, 4, 5), output_mode="tf_idf", name="lexical_index")
+        self.vectorizer.adapt(tf.constant(list(messages)))
+        vectors = np.asarray(self.vectors(tf.constant(list(messages))))
+        rows, columns = np.nonzero(vectors)  # sparse: a message has ~100 of the n-grams
+        self.messages = tf.SparseTensor(np.stack([rows, columns], 1).astype(np.int64), vectors[rows, columns],
+                                        vectors.shape)  # [M, features]
+        self.message_replies = tf.constant(np.asarray(message_replies, np.int32))
+        self.num_replies = int(num_replies)
+
+    def vectors(self, text):
+        import tensorflow as tf
+
+        return tf.math.l2_normalize(self.vectorizer(text), -1)
+
+    def scores(self, text):
+        """[N, replies] in [0, 1]."""
+        import tensorflow as tf
+
+        per_message = tf.sparse.sparse_dense_matmul(self.messages, self.vectors(text), adjoint_b=True)  # [M, N]
+        best = tf.math.unsorted_segment_max(per_message, self.message_replies, self.num_replies)
+        return tf.maximum(tf.transpose(best), 0.0)
+
+
+class Responder:
+    """Text -> (best known reply, score) with a trained dual encoder: the score is the cosine of
+    the context and reply embeddings, blended with `LexicalIndex` when the run chose a
+    `lexical_weight` w > 0 on validation: (1 - w) * cosine + w * lexical."""
+
+    def __init__(self, model, preprocess, replies, batch_size=256, saved=None):
         import tensorflow as tf
 
         from shared.tasks import trained_part
@@ -129,13 +175,24 @@ class Responder:
         self.reply_embeddings = tf.constant(np.concatenate([
             np.asarray(reply_encoder(self.tokenizer(tf.constant(self.replies[i:i + batch_size]))))
             for i in range(0, len(self.replies), batch_size)]))
+        saved = saved or {}
+        self.lexical_weight = float(saved.get("lexical_weight") or 0.0)
+        self.lexical = (LexicalIndex(saved["messages"], saved["message_replies"], len(self.replies))
+                        if saved.get("messages") else None)
         self.respond = tf.function(self.__call__, input_signature=[tf.TensorSpec([None], tf.string)])
 
-    def similarities(self, text):
+    def learned(self, text):
         """Cosine similarity of each text with every known reply: [N, replies]."""
         import tensorflow as tf
 
         return tf.matmul(self.context_encoder(self.tokenizer(text)), self.reply_embeddings, transpose_b=True)
+
+    def similarities(self, text, lexical_weight=None):
+        """The blended score of each text with every known reply: [N, replies]."""
+        w = self.lexical_weight if lexical_weight is None else lexical_weight
+        if not w or self.lexical is None:
+            return self.learned(text)
+        return (1 - w) * self.learned(text) + w * self.lexical.scores(text)
 
     def __call__(self, text):
         import tensorflow as tf
@@ -149,11 +206,37 @@ def _replies(info):
     return (info.extra.get("saved") or {})["replies"]
 
 
+def responder_of(model, info):
+    return Responder(model, info.preprocess, _replies(info), saved=info.extra.get("saved"))
+
+
+def choose_lexical_weight(model, data):
+    """`calibrate`: the lexical weight of hybrid retrieval with the best recall@1 (then MRR) on
+    the validation variants, among LEXICAL_WEIGHTS; stored with the run."""
+    import tensorflow as tf
+
+    responder = responder_of(model, data.info)
+    contexts, labels = [], []
+    for x, y in data.val.as_numpy_iterator():
+        contexts.append(x["context"])
+        labels.append(int(y))
+    if responder.lexical is None or not contexts:
+        return None
+    chunks = [tf.constant(np.array(contexts[i:i + 256], dtype=object)) for i in range(0, len(contexts), 256)]
+    learned = np.concatenate([np.asarray(responder.learned(c)) for c in chunks])
+    lexical = np.concatenate([np.asarray(responder.lexical.scores(c)) for c in chunks])
+    table = {w: ranking_figures((1 - w) * learned + w * lexical, labels) for w in LEXICAL_WEIGHTS}
+    best = max(LEXICAL_WEIGHTS, key=lambda w: (table[w]["recall_at_1"], table[w]["mean_reciprocal_rank"]))
+    data.info.extra["saved"]["lexical_weight"] = best
+    return {"lexical_weight": best, "val_recall_at_1_by_lexical_weight": {str(w): table[w]["recall_at_1"]
+                                                                          for w in LEXICAL_WEIGHTS}}
+
+
 def chat_report(model, ds, info, plots_dir):
     """Recall@1 / @5 and mean reciprocal rank of the right reply among all known replies, on
     the held-out message variants, and among `candidate_sets` (as the generative mode
     reports them); chance levels beside them; a few sample answers."""
-    responder = Responder(model, info.preprocess, _replies(info))
+    responder = responder_of(model, info)
     contexts, labels = [], []
     for x, y in ds.as_numpy_iterator():
         contexts.append(x["context"])
@@ -163,8 +246,11 @@ def chat_report(model, ds, info, plots_dir):
     samples = [{"message": c.decode("utf-8"), "reply": _replies(info)[int(np.argmax(s))],
                 "expected": _replies(info)[y], "score": float(np.max(s))}
                for c, s, y in zip(contexts[:5], scores[:5], labels[:5])]
+    learned = np.concatenate([np.asarray(responder.learned(np.array(contexts[i:i + 256], dtype=object)))
+                              for i in range(0, len(contexts), 256)])
     return {**ranking_figures(scores, labels), **candidate_figures(scores, labels), "num_messages": len(labels),
-            "num_replies": scores.shape[1], "samples": samples}, []
+            "num_replies": scores.shape[1], "lexical_weight": responder.lexical_weight,
+            "learned_only": ranking_figures(learned, labels), "samples": samples}, []
 
 
 def candidate_sets(labels, num_replies, k=CANDIDATES, seed=0):
@@ -206,18 +292,19 @@ def chat_serving(model, info):
 
     from shared.export.endpoints import Endpoints
 
-    responder = Responder(model, info.preprocess, _replies(info))
+    responder = responder_of(model, info)
 
     def verify_inputs(inputs):
         return {"serving_default": {"text": np.asarray(inputs["context"], dtype=object)[:64]}}
 
+    lexical = [responder.lexical.vectorizer] if responder.lexical is not None else []
     return Endpoints({"serving_default": (responder, [tf.TensorSpec([None], tf.string, name="text")])},
-                     track=[responder.context_encoder, info.preprocess], verify_inputs=verify_inputs)
+                     track=[responder.context_encoder, info.preprocess, *lexical], verify_inputs=verify_inputs)
 
 
 def chat_core(model, info):
     """The TFLite part: the context encoder and the cosine with every known reply (see USAGE)."""
-    responder = Responder(model, info.preprocess, _replies(info))
+    responder = Responder(model, info.preprocess, _replies(info))  # learned scores only: no string kernels
     ids = keras.Input(shape=(responder.tokenizer.sequence_length,), dtype="int32", name="context_tokens")
     scores = keras.ops.matmul(responder.context_encoder(ids), np.asarray(responder.reply_embeddings).T)
     return keras.Model(ids, {"scores": keras.layers.Identity(name="scores")(scores)}, name="chat_core")
@@ -262,7 +349,7 @@ def chat_command(run, cfg, info, args):
     model = load_model(run)
     generative = cfg.mode == "generative"
     respond = (reply_writer(model, info) if generative
-               else Responder(model, info.preprocess, info.extra["saved"]["replies"]).respond)
+               else responder_of(model, info).respond)
     score_name = "log-prob/piece" if generative else "score"
 
     def answer(context):

@@ -4,6 +4,7 @@ generative mode: it learns, and its served score is the reply's mean log-probabi
 
 import json
 import os
+from pathlib import Path
 import pty
 import select
 import subprocess
@@ -50,6 +51,11 @@ def test_tiny_run_ranks_the_right_reply_first_for_training_messages(tiny_runs):
     assert test["recall_at_1"] > 20 * test["chance_recall_at_1"] and test["recall_at_5"] > test["recall_at_1"]
     assert test["num_replies"] > 700 and len(test["samples"]) == 5
     assert test["recall_at_1_of_100"] >= test["recall_at_1"] and test["chance_recall_at_1_of_100"] == 0.01
+    # hybrid retrieval: the lexical weight chosen on the validation variants (0 = learned alone) does
+    # no worse on the test variants than the learned scores alone
+    calibration = json.loads((run_dir := Path(run.path) / "metrics.json").read_text())["calibration"]
+    assert test["lexical_weight"] == calibration["lexical_weight"] and len(calibration["val_recall_at_1_by_lexical_weight"]) == 11
+    assert test["recall_at_1"] >= test["learned_only"]["recall_at_1"] - 0.02, run_dir
     pairs = load_conversations("chatterbot")
     _, _, _, info = load_run("nlp", TASKS, run.path)
     responder = Responder(runs.load_model(run), info.preprocess, info.extra["saved"]["replies"])
