@@ -97,7 +97,7 @@ def build_dual_encoder(cfg, info):
     if architectures.architecture_of(cfg.model) != "transformer_dual_encoder":
         raise UserError(f"--model {cfg.model}: chat retrieval needs a transformer_dual_encoder* model")
     return architectures.build(cfg.model, vocabulary_size=info.extra["vocabulary_size"],
-                               sequence_length=cfg.sequence_length)
+                               sequence_length=cfg.sequence_length, dropout=cfg.dropout)
 
 
 def in_batch_loss(y_true, y_pred):

@@ -115,11 +115,13 @@ class GenerateConfig(TrainConfig):
     lr_schedule: str = "cosine"
     jit_compile: bool = False  # XLA measured 0.65x the examples/s here (dlsuite bench; 1.33x on another CPU)
     early_stopping_patience: int = 3
+    # the newest byte LM pretrained on the English library (`--data english`, built once), if any
+    init_from: str = "auto"
 
     @classmethod
     def tiny(cls):
         return cls(model="transformer_lm_tiny", sequence_length=32, epochs=2, batch_size=16, max_train_examples=256,
-                   steps_per_execution=4, export="", early_stopping_patience=0, jit_compile=False)
+                   steps_per_execution=4, export="", early_stopping_patience=0, jit_compile=False, init_from="")
 
     def validate(self):
         super().validate()
@@ -144,6 +146,7 @@ class Seq2SeqConfig(SubwordConfig):
     """Fields of the tasks trained as a Transformer encoder-decoder and decoded by beam search."""
 
     label_smoothing: float = 0.1
+    dropout: float = 0.1  # the Transformer's (embeddings, attention, feed-forward); low-resource studies use 0.3
     beam_size: int = 4  # the export's and evaluation's beam search (1: greedy)
     length_penalty: float = 1.0  # hypotheses ranked by log-prob / length ** this
 
@@ -151,6 +154,8 @@ class Seq2SeqConfig(SubwordConfig):
         super().validate()
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing: expected a fraction in [0, 1); got {self.label_smoothing}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout: expected a fraction in [0, 1); got {self.dropout}")
         if self.beam_size < 1:
             raise UserError(f"--beam-size: expected a positive number; got {self.beam_size}")
         return self

@@ -106,7 +106,7 @@ def build_translation_model(cfg, info):
         raise UserError(f"--model {cfg.model}: expected a transformer_seq2seq* model")
     return architectures.build(cfg.model, encoder_vocabulary_size=info.extra["source_vocabulary_size"],
                                decoder_vocabulary_size=info.extra["target_vocabulary_size"],
-                               sequence_length=cfg.sequence_length, trim_padding=True)
+                               sequence_length=cfg.sequence_length, dropout=cfg.dropout, trim_padding=True)
 
 
 def bucketed_translation_batch(ds, batch_size):
