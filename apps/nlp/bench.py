@@ -66,31 +66,6 @@ def _per_sentence_ms(fn, sentences):
     return 1000 * (time.perf_counter() - started) / len(sentences)
 
 
-def tflite_greedy(path, preprocess, sentences):
-    """Greedy translations by the TFLite core (encoder + decoder pass) and the loop beside it."""
-    import numpy as np
-    import tensorflow as tf
-
-    from apps.nlp.translation import tokenizers
-    from shared.data.subword import END, START, detokenize
-    from shared.export.verify import _interpreter
-
-    source_tokenizer, target_tokenizer = tokenizers(preprocess)
-    runner = _interpreter(path).get_signature_runner("serving_default")
-    out = []
-    for sentence in sentences:
-        source = np.asarray(source_tokenizer(tf.constant([sentence])), np.int32)
-        decoder = np.zeros_like(source)
-        decoder[0, 0] = START
-        for t in range(source.shape[1] - 1):
-            logits = runner(encoder_tokens=source, decoder_tokens=decoder)["logits"]
-            decoder[0, t + 1] = int(np.argmax(logits[0, t]))
-            if decoder[0, t + 1] == END:
-                break
-        out.append(detokenize(decoder[:, 1:], target_tokenizer.vocabulary).numpy()[0].decode("utf-8"))
-    return out
-
-
 def bench_translate(run, cfg, info, args):
     """Prints the side-by-side table and one JSON line; records it in metrics.json as "bench"."""
     import numpy as np
@@ -99,7 +74,7 @@ def bench_translate(run, cfg, info, args):
 
     from apps.nlp.parallel import load_parallel
     from apps.nlp.peers import apertium_translations
-    from apps.nlp.translation import Translator, tflite_cached_greedy
+    from apps.nlp.translation import Translator, tflite_cached_greedy, tflite_core_greedy
     from shared.training import runs
 
     metrics = runs.read_metrics(run)
@@ -132,17 +107,16 @@ def bench_translate(run, cfg, info, args):
         latency["savedmodel_beam"] = _per_sentence_ms(lambda s: fn(text=tf.constant([s])), sample)
     tflite = os.path.join(run.path, "model.tflite")
     if os.path.isfile(tflite):
+        keras_greedy = beam.texts(sample, True)
         few = sample[:args.tflite_sentences]
-        keras_greedy = beam.texts(few, True)
         started = time.perf_counter()
-        loop = tflite_greedy(tflite, info.preprocess, few)
+        loop = tflite_core_greedy(tflite, info.preprocess, few)
         latency["tflite_core_greedy_loop"] = 1000 * (time.perf_counter() - started) / len(few)
         latency["tflite_greedy_equals_keras"] = float(np.mean([a == b for a, b in zip(loop, keras_greedy)]))
         tflite_cached_greedy(tflite, info.preprocess, few[:1])  # the interpreter's first call allocates
         started = time.perf_counter()
         cached = tflite_cached_greedy(tflite, info.preprocess, sample)
         latency["tflite_cached_greedy_loop"] = 1000 * (time.perf_counter() - started) / len(sample)
-        keras_greedy = beam.texts(sample, True)
         latency["tflite_cached_equals_keras"] = float(np.mean([a == b for a, b in zip(cached, keras_greedy)]))
     result = {"num_sentences": len(sources), "quality": rows, "ms_per_sentence_batch_1": latency}
     print(f"BLEU / chrF on the {len(sources)} test sentences of {cfg.data} (sacrebleu, detokenized):")
@@ -173,13 +147,13 @@ REWORDED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.
 def reworded_questions(path, pairs):
     """[(question, {right replies})] of a `question<TAB>corpus message` file (`#` comments):
     a reply is right when the corpus gives it to that message (after any earlier turn)."""
-    from apps.nlp.conversations import SEP
+    from apps.nlp.conversations import last_message
 
     if not os.path.isfile(path):
         raise UserError(f"--questions {path}: no such file")
     right = {}
     for context, reply in pairs:
-        right.setdefault(context.rpartition(f" {SEP} ")[2], set()).add(reply)
+        right.setdefault(last_message(context), set()).add(reply)
     out = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
@@ -202,7 +176,7 @@ def bench_chat(run, cfg, info, args):
 
     from apps.nlp.chat import responder_of
     from apps.nlp.chat_generative import reply_writer
-    from apps.nlp.conversations import SEP, load_conversations
+    from apps.nlp.conversations import last_message, load_conversations
     from apps.nlp.peers import TFIDF_PEERS, tfidf_nearest_replies
     from shared.training import runs
 
@@ -216,7 +190,7 @@ def bench_chat(run, cfg, info, args):
         respond = responder_of(model, info).respond
     ours = [r.decode("utf-8") for r in respond(tf.constant(texts))["reply"].numpy()]
     answers = {f"ours ({cfg.mode}, {cfg.model})": ours}
-    messages = [c.rpartition(f" {SEP} ")[2] for c, _ in pairs]
+    messages = [last_message(c) for c, _ in pairs]
     for name, kwargs in TFIDF_PEERS.items():
         answers[name] = tfidf_nearest_replies(messages, [r for _, r in pairs], texts, **kwargs)
     rates = {name: float(np.mean([a in right for a, (_, right) in zip(replies, questions)]))

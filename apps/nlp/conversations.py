@@ -90,6 +90,11 @@ def load_conversations(data, language="english"):
     return pairs
 
 
+def last_message(context):
+    """The message a context ends with (after its last ` [SEP] `)."""
+    return context.rpartition(f" {SEP} ")[2]
+
+
 def message_variant(context, seed):
     """A reworded copy of the last message of `context` (two seeded edits; see the module doc)."""
     head, sep, message = context.rpartition(f" {SEP} ")

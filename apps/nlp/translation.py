@@ -342,9 +342,9 @@ def cached_decoding_signatures(seq2seq):
                                           tf.TensorSpec([], tf.int32, name="index")])}
 
 
-def tflite_cached_greedy(path, preprocess, sentences):
-    """Greedy translations by a TFLite file's `encode` / `decode_step` signatures (the loop
-    users write beside it; `cached_decoding_signatures`), one sentence at a time."""
+def _tflite_greedy(path, preprocess, sentences, decode):
+    """Translations of `sentences` by a TFLite file, one at a time: `decode(interpreter,
+    source ids int32 [1, L])` gives the target piece ids before END."""
     import tensorflow as tf
 
     from shared.data.subword import detokenize
@@ -352,10 +352,37 @@ def tflite_cached_greedy(path, preprocess, sentences):
 
     source_tokenizer, target_tokenizer = tokenizers(preprocess)
     interpreter = _interpreter(path)
-    encode, step = interpreter.get_signature_runner("encode"), interpreter.get_signature_runner("decode_step")
     out = []
     for sentence in sentences:
-        source = np.asarray(source_tokenizer(tf.constant([sentence])), np.int32)
+        pieces = decode(interpreter, np.asarray(source_tokenizer(tf.constant([sentence])), np.int32))
+        ids = np.zeros((1, max(len(pieces), 1)), np.int32)
+        ids[0, :len(pieces)] = pieces
+        out.append(detokenize(tf.constant(ids), target_tokenizer.vocabulary).numpy()[0].decode("utf-8"))
+    return out
+
+
+def tflite_core_greedy(path, preprocess, sentences):
+    """Greedy translations by the TFLite core (`serving_default`: encoder + decoder pass over the
+    whole prefix at every step), the loop users write beside it without the cached signatures."""
+    def decode(interpreter, source):
+        runner = interpreter.get_signature_runner("serving_default")
+        decoder = np.zeros_like(source)
+        decoder[0, 0] = START
+        for t in range(source.shape[1] - 1):
+            logits = runner(encoder_tokens=source, decoder_tokens=decoder)["logits"]
+            decoder[0, t + 1] = int(np.argmax(logits[0, t]))
+            if decoder[0, t + 1] == END:
+                return list(decoder[0, 1:t + 1])
+        return list(decoder[0, 1:])
+
+    return _tflite_greedy(path, preprocess, sentences, decode)
+
+
+def tflite_cached_greedy(path, preprocess, sentences):
+    """Greedy translations by a TFLite file's `encode` / `decode_step` signatures (the loop
+    users write beside it; `cached_decoding_signatures`), one sentence at a time."""
+    def decode(interpreter, source):
+        encode, step = interpreter.get_signature_runner("encode"), interpreter.get_signature_runner("decode_step")
         state = encode(encoder_tokens=source)
         cross, cache = state["cross_cache"], state["cache"]
         pieces, token = [], START
@@ -366,10 +393,9 @@ def tflite_cached_greedy(path, preprocess, sentences):
             if token == END:
                 break
             pieces.append(token)
-        ids = np.zeros((1, max(len(pieces), 1)), np.int32)
-        ids[0, :len(pieces)] = pieces
-        out.append(detokenize(tf.constant(ids), target_tokenizer.vocabulary).numpy()[0].decode("utf-8"))
-    return out
+        return pieces
+
+    return _tflite_greedy(path, preprocess, sentences, decode)
 
 
 def translation_parity(outputs, reference, fmt, quantize="none"):
