@@ -12,6 +12,7 @@ import json
 
 import keras
 import numpy as np
+import tensorflow as tf  # loaded by keras already
 
 from shared.errors import UserError
 
@@ -19,24 +20,31 @@ CANDIDATES = 100  # replies ranked per message in the figures both modes report
 
 USAGE = [
     "SavedModel `serving_default(text: string[N]) -> {reply: string[N], score: float32[N]}`: the best-scoring "
-    "known reply and its score, (1 - w) * the cosine of the learned embeddings + w * the best TF-IDF cosine "
-    "(character 2-5-grams) of the text with a corpus message that reply answers, w = the run's `lexical_weight` "
-    "(chosen on validation); a multi-turn context is `previous turn [SEP] message`.",
+    "known reply and its score, (1 - a - b) * the cosine of the learned embeddings + a * the best TF-IDF cosine "
+    "(character 2-5-grams) of the text with a corpus message that reply answers + b * the best cosine of their "
+    "IDF-weighted mean word vectors, a and b = the run's `lexical_weight` and `semantic_weight` (chosen on "
+    "validation); a multi-turn context is `previous turn [SEP] message`.",
     "TFLite (`model.tflite`): `context_tokens` int32 [N, L] (ids of `vocabulary.txt`, WordPiece) -> `scores` "
-    "[N, replies], the learned cosine with every known reply (the lexical half needs strings, which TFLite "
-    "lacks); the reply is line argmax of `replies.txt`.",
+    "[N, replies], the learned cosine with every known reply (the lexical and semantic halves need strings, "
+    "which TFLite lacks); the reply is line argmax of `replies.txt`.",
 ]
 
 
 def chat_splits(cfg):
     """(train, validation, test pairs, the distinct known replies): every pair trains; the test
     and validation sets are held-out variants of every message (apps.nlp.conversations), or
-    of `--max-eval-messages` of them."""
-    from apps.nlp.conversations import load_conversations, message_variant
+    of `--max-eval-messages` of them; with word vectors (English), validation adds synonym
+    variants."""
+    from apps.nlp.conversations import load_conversations, message_variant, synonym_variant
     from apps.nlp.parallel import seeded_sample
 
     pairs = load_conversations(cfg.data, cfg.language)
     validation, test = ([(message_variant(c, seed), r) for c, r in pairs] for seed in (cfg.seed + 1, 1))
+    if getattr(cfg, "word_vectors", "") and cfg.language == "english":  # the semantic index's weight
+        from shared.data.english_library import wordnet_synonyms
+
+        synonyms = wordnet_synonyms()
+        validation += [(v, r) for v, r in ((synonym_variant(c, synonyms, cfg.seed + 1), r) for c, r in pairs) if v]
     return (seeded_sample(pairs, cfg.max_train_examples, cfg.seed),
             seeded_sample(validation, cfg.max_eval_messages, cfg.seed),
             seeded_sample(test, cfg.max_eval_messages, cfg.seed), sorted({r for _, r in pairs}))
@@ -57,8 +65,6 @@ def chat_source(cfg, train, replies):
 
 def build_chat_data(cfg):
     """Unbatched ({"context", "reply"} strings, reply id) datasets (`chat_splits`)."""
-    import tensorflow as tf
-
     from apps.nlp.conversations import last_message
     from shared.data.subword import WordPieceTokenizer
     from shared.tasks import Data, DataInfo
@@ -82,11 +88,19 @@ def build_chat_data(cfg):
             np.array([index[r] for r in answers], np.int32)))
 
     messages = sorted({(last_message(c), index[r]) for c, r in train})
+    source, extra = chat_source(cfg, train, replies), {}
+    if cfg.word_vectors:
+        from shared.data.word_vectors import embedding_matrix, load_word_vectors
+
+        vectors = load_word_vectors(cfg.word_vectors)
+        extra["embedding_init"], found = embedding_matrix(vocabulary, vectors, cfg.seed)
+        source += f"; {found:,} of {len(vocabulary):,} pieces start from a {vectors.dim}-d vector of {vectors.source}"
     info = DataInfo(input_shape=(), input_dtype="string", num_train=len(train), num_val=len(validation),
-                    num_test=len(test), preprocess=preprocess, source=chat_source(cfg, train, replies),
-                    extra={"train_limited": True, "vocabulary_size": len(vocabulary), "usage": USAGE,
+                    num_test=len(test), preprocess=preprocess, source=source,
+                    extra={**extra, "train_limited": True, "vocabulary_size": len(vocabulary), "usage": USAGE,
                            "saved": {"replies": replies, "messages": [m for m, _ in messages],
-                                     "message_replies": [i for _, i in messages], "lexical_weight": 0.0}})
+                                     "message_replies": [i for _, i in messages], "lexical_weight": 0.0,
+                                     "semantic_weight": None, "word_vectors": cfg.word_vectors}})
     return Data(make(train), make(validation), make(test), info)
 
 
@@ -96,8 +110,14 @@ def build_dual_encoder(cfg, info):
 
     if architectures.architecture_of(cfg.model) != "transformer_dual_encoder":
         raise UserError(f"--model {cfg.model}: chat retrieval needs a transformer_dual_encoder* model")
-    return architectures.build(cfg.model, vocabulary_size=info.extra["vocabulary_size"],
-                               sequence_length=cfg.sequence_length, dropout=cfg.dropout)
+    model = architectures.build(cfg.model, vocabulary_size=info.extra["vocabulary_size"],
+                                sequence_length=cfg.sequence_length, dropout=cfg.dropout)
+    if info.extra.get("embedding_init") is not None:
+        from apps.nlp.models import start_embedding
+
+        start_embedding(model.get_layer("dual_embedding").token_embedding, info.extra["embedding_init"],
+                        cfg.freeze_embedding)
+    return model
 
 
 def in_batch_loss(y_true, y_pred):
@@ -121,7 +141,6 @@ def in_batch_accuracy(y_true, y_pred):
 
 LEXICAL_FEATURES = 50000  # character n-grams the lexical index keeps at most (the chatterbot corpus has 15k;
 # keeping only the 4,096 most frequent, the least telling, answered 10 % of the reworded questions, not 35 %)
-LEXICAL_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))  # tried on the validation variants
 
 
 class LexicalIndex:
@@ -131,8 +150,6 @@ class LexicalIndex:
     keeps the messages, not the n-gram table: fitting it again takes 0.4 s for 417 messages."""
 
     def __init__(self, messages, message_replies, num_replies):
-        import tensorflow as tf
-
         self.vectorizer = keras.layers.TextVectorization(
             max_tokens=LEXICAL_FEATURES, standardize="lower_and_strip_punctuation", split="character",
             ngrams=(2, 3, 4, 5), output_mode="tf_idf", name="lexical_index")
@@ -145,27 +162,78 @@ class LexicalIndex:
         self.num_replies = int(num_replies)
 
     def vectors(self, text):
-        import tensorflow as tf
-
         return tf.math.l2_normalize(self.vectorizer(text), -1)
 
     def scores(self, text):
         """[N, replies] in [0, 1]."""
-        import tensorflow as tf
-
         per_message = tf.sparse.sparse_dense_matmul(self.messages, self.vectors(text), adjoint_b=True)  # [M, N]
         best = tf.math.unsorted_segment_max(per_message, self.message_replies, self.num_replies)
         return tf.maximum(tf.transpose(best), 0.0)
 
 
+SEMANTIC_WORDS = 50000  # the vectors' most frequent words the semantic index keeps (with the corpus's own)
+
+
+class SemanticIndex(tf.Module):
+    """The meaning half of hybrid retrieval: a text's vector is the IDF-weighted mean of its
+    words' pretrained vectors (`--word-vectors`; IDF over the corpus messages, the highest for a
+    word they lack), less the messages' mean vector (the common component, after Arora et al.
+    2017), L2-normalised; a text's score for a known reply is its best cosine with a message
+    that reply answers (-1 for a reply no message has; 0 for a text without a known word). A
+    paraphrase in other words ("hi" for "hello") scores where character n-grams cannot."""
+
+    def __init__(self, vectors, messages, message_replies, num_replies):
+        import math
+
+        from shared.data.word_vectors import extended_vocabulary, standardized_words
+
+        super().__init__(name="semantic_index")
+        frequency = {}
+        for message in messages:
+            for word in set(standardized_words(message)):
+                frequency[word] = frequency.get(word, 0) + 1
+        words = extended_vocabulary([], vectors, SEMANTIC_WORDS)  # standardized, each once
+        words += sorted({w for w in frequency if w in vectors.index} - set(words))
+        self.lookup = keras.layers.TextVectorization(vocabulary=words, name="semantic_words")  # ids 2, 3, …
+        table = np.zeros((len(words) + 2, vectors.dim), np.float32)
+        table[2:] = vectors.vectors[[vectors.index[w] for w in words]]
+        idf = np.zeros(len(words) + 2, np.float32)
+        idf[2:] = [math.log((len(messages) + 1) / (frequency.get(w, 0) + 1)) + 1 for w in words]
+        self.table, self.idf = tf.Variable(table, trainable=False), tf.Variable(idf, trainable=False)
+        self.center = tf.Variable(np.zeros(vectors.dim, np.float32), trainable=False)
+        means = np.asarray(self._means(tf.constant(list(messages))))
+        known = means[np.abs(means).sum(1) > 0]  # messages with a word the vectors have
+        if len(known):
+            self.center.assign(known.mean(0))
+        self.messages = tf.Variable(np.asarray(self.vectors(tf.constant(list(messages)))), trainable=False)
+        self.message_replies = tf.constant(np.asarray(message_replies, np.int32))
+        self.num_replies = int(num_replies)
+
+    def _means(self, text):
+        ids = self.lookup(text)
+        weights = tf.gather(self.idf, ids)  # 0 for padding and unknown words
+        total = tf.reduce_sum(weights, -1, keepdims=True)
+        return tf.einsum("nl,nld->nd", weights, tf.gather(self.table, ids)) / tf.maximum(total, 1e-9)
+
+    def vectors(self, text):
+        means = self._means(text)
+        known = tf.reduce_any(tf.not_equal(means, 0.0), -1, keepdims=True)
+        return tf.where(known, tf.math.l2_normalize(means - self.center, -1), 0.0)
+
+    def scores(self, text):
+        """[N, replies] in [-1, 1]."""
+        per_message = tf.matmul(self.messages, self.vectors(text), transpose_b=True)  # [M, N]
+        best = tf.math.unsorted_segment_max(per_message, self.message_replies, self.num_replies)
+        return tf.maximum(tf.transpose(best), -1.0)
+
+
 class Responder:
     """Text -> (best known reply, score) with a trained dual encoder: the score is the cosine of
-    the context and reply embeddings, blended with `LexicalIndex` when the run chose a
-    `lexical_weight` w > 0 on validation: (1 - w) * cosine + w * lexical."""
+    the context and reply embeddings, blended with `LexicalIndex` and `SemanticIndex` by the
+    weights the run chose on validation: (1 - a - b) * cosine + a * lexical + b * semantic. The
+    semantic index reads the run's `--word-vectors` again (the data cache's, or the file)."""
 
     def __init__(self, model, preprocess, replies, batch_size=256, saved=None):
-        import tensorflow as tf
-
         from shared.tasks import trained_part
 
         dual = trained_part(model)
@@ -178,26 +246,33 @@ class Responder:
             for i in range(0, len(self.replies), batch_size)]))
         saved = saved or {}
         self.lexical_weight = float(saved.get("lexical_weight") or 0.0)
+        self.semantic_weight = float(saved.get("semantic_weight") or 0.0)
         self.lexical = (LexicalIndex(saved["messages"], saved["message_replies"], len(self.replies))
                         if saved.get("messages") else None)
+        self.semantic = None  # built unless validation chose weight 0 (None: not chosen yet)
+        if saved.get("messages") and saved.get("word_vectors") and saved.get("semantic_weight") != 0.0:
+            from shared.data.word_vectors import load_word_vectors
+
+            self.semantic = SemanticIndex(load_word_vectors(saved["word_vectors"]), saved["messages"],
+                                          saved["message_replies"], len(self.replies))
         self.respond = tf.function(self.__call__, input_signature=[tf.TensorSpec([None], tf.string)])
 
     def learned(self, text):
         """Cosine similarity of each text with every known reply: [N, replies]."""
-        import tensorflow as tf
-
         return tf.matmul(self.context_encoder(self.tokenizer(text)), self.reply_embeddings, transpose_b=True)
 
-    def similarities(self, text, lexical_weight=None):
-        """The blended score of each text with every known reply: [N, replies]."""
-        w = self.lexical_weight if lexical_weight is None else lexical_weight
-        if not w or self.lexical is None:
-            return self.learned(text)
-        return (1 - w) * self.learned(text) + w * self.lexical.scores(text)
+    def similarities(self, text, weights=None):
+        """The blended score of each text with every known reply: [N, replies]; `weights`
+        (lexical, semantic) default to the run's."""
+        lexical, semantic = (self.lexical_weight, self.semantic_weight) if weights is None else weights
+        scores = (1 - lexical - semantic) * self.learned(text)
+        if lexical and self.lexical is not None:
+            scores += lexical * self.lexical.scores(text)
+        if semantic and self.semantic is not None:
+            scores += semantic * self.semantic.scores(text)
+        return scores
 
     def __call__(self, text):
-        import tensorflow as tf
-
         scores = self.similarities(text)
         best = tf.argmax(scores, -1, output_type=tf.int32)
         return {"reply": tf.gather(tf.constant(self.replies), best), "score": tf.reduce_max(scores, -1)}
@@ -211,11 +286,16 @@ def responder_of(model, info):
     return Responder(model, info.preprocess, _replies(info), saved=info.extra.get("saved"))
 
 
-def choose_lexical_weight(model, data):
-    """`calibrate`: the lexical weight of hybrid retrieval with the best recall@1 (then MRR) on
-    the validation variants, among LEXICAL_WEIGHTS; stored with the run."""
-    import tensorflow as tf
+def blend_weights(semantic):
+    """(lexical, semantic) weights tried on validation: steps of 0.1 summing to at most 1 (the
+    learned cosine takes the rest); semantic 0 when the run has no word vectors."""
+    steps = [round(0.1 * i, 1) for i in range(11)]
+    return [(a, b) for a in steps for b in (steps if semantic else [0.0]) if a + b <= 1.0 + 1e-9]
 
+
+def choose_blend_weights(model, data):
+    """`calibrate`: the lexical and semantic weights of hybrid retrieval with the best recall@1
+    (then MRR) on the validation variants, among `blend_weights`; stored with the run."""
     responder = responder_of(model, data.info)
     contexts, labels = [], []
     for x, y in data.val.as_numpy_iterator():
@@ -224,13 +304,19 @@ def choose_lexical_weight(model, data):
     if responder.lexical is None or not contexts:
         return None
     chunks = [tf.constant(np.array(contexts[i:i + 256], dtype=object)) for i in range(0, len(contexts), 256)]
-    learned = np.concatenate([np.asarray(responder.learned(c)) for c in chunks])
-    lexical = np.concatenate([np.asarray(responder.lexical.scores(c)) for c in chunks])
-    table = {w: ranking_figures((1 - w) * learned + w * lexical, labels) for w in LEXICAL_WEIGHTS}
-    best = max(LEXICAL_WEIGHTS, key=lambda w: (table[w]["recall_at_1"], table[w]["mean_reciprocal_rank"]))
-    data.info.extra["saved"]["lexical_weight"] = best
-    return {"lexical_weight": best, "val_recall_at_1_by_lexical_weight": {str(w): table[w]["recall_at_1"]
-                                                                          for w in LEXICAL_WEIGHTS}}
+    parts = {"learned": responder.learned, "lexical": responder.lexical.scores}
+    if responder.semantic is not None:
+        parts["semantic"] = responder.semantic.scores
+    scores = {name: np.concatenate([np.asarray(fn(c)) for c in chunks]) for name, fn in parts.items()}
+    table = {}
+    for a, b in blend_weights(responder.semantic is not None):
+        blended = (1 - a - b) * scores["learned"] + a * scores["lexical"] + b * scores.get("semantic", 0.0)
+        table[(a, b)] = ranking_figures(blended, labels)
+    best = max(table, key=lambda w: (table[w]["recall_at_1"], table[w]["mean_reciprocal_rank"]))
+    data.info.extra["saved"].update(lexical_weight=best[0], semantic_weight=best[1])
+    return {"lexical_weight": best[0], "semantic_weight": best[1],
+            "val_recall_at_1_by_weights": {f"lexical {a}, semantic {b}": table[(a, b)]["recall_at_1"]
+                                           for a, b in table}}
 
 
 def chat_report(model, ds, info, plots_dir):
@@ -251,6 +337,7 @@ def chat_report(model, ds, info, plots_dir):
                               for i in range(0, len(contexts), 256)])
     return {**ranking_figures(scores, labels), **candidate_figures(scores, labels), "num_messages": len(labels),
             "num_replies": scores.shape[1], "lexical_weight": responder.lexical_weight,
+            "semantic_weight": responder.semantic_weight,
             "learned_only": ranking_figures(learned, labels), "samples": samples}, []
 
 
@@ -289,8 +376,6 @@ def candidate_figures(scores, labels):
 
 def chat_serving(model, info):
     """`serving_default(text: string[N]) -> {"reply": string[N], "score": float32[N]}`."""
-    import tensorflow as tf
-
     from shared.export.endpoints import Endpoints
 
     responder = responder_of(model, info)
@@ -299,8 +384,10 @@ def chat_serving(model, info):
         return {"serving_default": {"text": np.asarray(inputs["context"], dtype=object)[:64]}}
 
     lexical = [responder.lexical.vectorizer] if responder.lexical is not None else []
+    semantic = [responder.semantic, responder.semantic.lookup] if responder.semantic is not None else []
     return Endpoints({"serving_default": (responder, [tf.TensorSpec([None], tf.string, name="text")])},
-                     track=[responder.context_encoder, info.preprocess, *lexical], verify_inputs=verify_inputs)
+                     track=[responder.context_encoder, info.preprocess, *lexical, *semantic],
+                     verify_inputs=verify_inputs)
 
 
 def chat_core(model, info):

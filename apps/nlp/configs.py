@@ -59,13 +59,19 @@ class SentimentConfig(TextConfig):
     target: str = "polarity"  # polarity: classes; score: regression on the label (VADER: mean rating)
     hold_out: str = ""  # --data vader: train on the other sources, test on every sentence of this one
     init_from: str = ""  # a `pretrain` run: its tokenizer and encoder weights (same --model)
+    # the word embedding's start (shared/data/word_vectors.py): english (the library's word2vec),
+    # a word2vec / GloVe file, or '' (random)
+    word_vectors: str = "english"
+    freeze_embedding: bool = False  # keep the pretrained word vectors as they are (README: worse here)
+    # the training text's words (~26k on vader), then the vectors' most frequent others
+    vocabulary_size: int = 50000
     model: str = "text_cnn"
     epochs: int = 8
 
     @classmethod
     def tiny(cls):
         cfg = super().tiny()
-        cfg.model = "text_cnn_tiny"
+        cfg.model, cfg.word_vectors = "text_cnn_tiny", ""
         return cfg
 
     def validate(self):
@@ -200,6 +206,9 @@ class ChatConfig(Seq2SeqConfig):
     language: str = "english"  # chatterbot-corpus's folder
     model: str = "small"  # a model name, or tiny | small: the mode's model of that size
     max_eval_messages: int = 0  # validation and test message variants at most (0: one per pair)
+    # retrieval: the token embedding's start, as sentiment's (shared/data/word_vectors.py); '' random
+    word_vectors: str = "english"
+    freeze_embedding: bool = False
     vocabulary_size: int = 4000  # WordPiece pieces at most
     sequence_length: int = 48  # pieces per context or reply
     epochs: int = 40
@@ -213,7 +222,7 @@ class ChatConfig(Seq2SeqConfig):
         # all 836 English pairs for 10 epochs (~15 s): enough to learn (the tests check it on this run)
         return cls(model="tiny", epochs=10, batch_size=32, learning_rate=3e-3, vocabulary_size=1000,
                    sequence_length=32, beam_size=2, max_eval_messages=300, steps_per_execution=4, export="",
-                   early_stopping_patience=0)
+                   early_stopping_patience=0, word_vectors="")
 
     def validate(self):
         if self.mode not in CHAT_ARCHITECTURES:
@@ -222,6 +231,10 @@ class ChatConfig(Seq2SeqConfig):
             self.model = f"{CHAT_ARCHITECTURES[self.mode]}_{self.model}"
         if self.max_eval_messages < 0:
             raise UserError(f"--max-eval-messages: expected 0 (all) or a positive number; got {self.max_eval_messages}")
+        if self.mode == "generative":  # its seq2seq starts from random: only another file is a mistake
+            if self.word_vectors not in ("", "english"):
+                raise UserError(f"--word-vectors {self.word_vectors}: only for --mode retrieval")
+            self.word_vectors = ""
         return super().validate()
 
 

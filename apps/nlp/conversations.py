@@ -10,6 +10,8 @@ that (`previous [SEP] message`) when there is one. Every pair trains; the test s
 held-out *variant* of every message (lower-cased, punctuation dropped, a word dropped or
 misspelled, a filler word added: two of these, seeded by the text), and the validation set
 another, so the right reply is always among the known ones but the wording was never seen.
+With word vectors, validation also holds a synonym variant of each message that has a word
+WordNet gives one for (`synonym_variant`): paraphrases weigh the retrieval blend.
 """
 
 import os
@@ -93,6 +95,22 @@ def load_conversations(data, language="english"):
 def last_message(context):
     """The message a context ends with (after its last ` [SEP] `)."""
     return context.rpartition(f" {SEP} ")[2]
+
+
+def synonym_variant(context, synonyms, seed):
+    """A paraphrase-like copy of the last message of `context`: up to two words of four letters
+    or more replaced by a synonym (`synonyms`: word -> synonyms, e.g. WordNet's), seeded by the
+    text; None when no word has one."""
+    head, sep, message = context.rpartition(f" {SEP} ")
+    rng = random.Random(f"{seed}\x00synonym\x00{message}")
+    words = message.split()
+    bare = [re.sub(r"[^\w'-]", "", w).lower() for w in words]
+    options = [i for i, w in enumerate(bare) if len(w) >= 4 and synonyms.get(w)]
+    if not options:
+        return None
+    for i in rng.sample(options, min(2, len(options))):
+        words[i] = words[i].lower().replace(bare[i], rng.choice(synonyms[bare[i]]))
+    return f"{head}{sep}{' '.join(words)}"
 
 
 def message_variant(context, seed):

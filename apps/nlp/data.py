@@ -255,17 +255,37 @@ def build_sentiment_data(cfg):
     from shared.tasks import Data, DataInfo
 
     splits, names, source = load_texts(cfg)
+    extra = {}
     if cfg.init_from:
         preprocess = pretrained_tokenizer(cfg)
     else:
         preprocess = word_tokenizer(splits["train"][0], cfg.vocabulary_size, cfg.sequence_length)
+        if cfg.word_vectors:
+            preprocess, extra["embedding_init"], line = pretrained_word_embedding(cfg, preprocess)
+            source += f"; {line}"
     info = DataInfo(input_shape=(), input_dtype="string", class_names=tuple(names),
                     num_train=len(splits["train"][0]), num_val=len(splits["val"][0]), num_test=len(splits["test"][0]),
                     source=source, preprocess=preprocess,
                     extra={"vocabulary_size": vocabulary_size(preprocess), "test_groups": splits["test"][2],
-                           "vader_peer": cfg.data == "vader"})
+                           "vader_peer": cfg.data == "vader", **extra})
     make = lambda s: tf.data.Dataset.from_tensor_slices((tf.constant(s[0], tf.string), s[1]))  # noqa: E731
     return Data(make(splits["train"]), make(splits["val"]), make(splits["test"]), info)
+
+
+def pretrained_word_embedding(cfg, preprocess):
+    """`--word-vectors`: (the tokenizer with the training text's words then the vectors' most
+    frequent others, `--vocabulary-size` in all; the embedding matrix; a source line)."""
+    from shared.data.text import vocabulary, word_tokenizer
+    from shared.data.word_vectors import embedding_matrix, extended_vocabulary, load_word_vectors
+
+    vectors = load_word_vectors(cfg.word_vectors)
+    own = vocabulary(preprocess)[2:]
+    words = extended_vocabulary(own, vectors, cfg.vocabulary_size - 2)
+    preprocess = word_tokenizer(None, cfg.vocabulary_size, cfg.sequence_length, words=words)
+    matrix, found = embedding_matrix(vocabulary(preprocess), vectors, cfg.seed)
+    line = (f"{len(words):,} words ({len(words) - len(own):,} from the vectors), {found:,} with a {vectors.dim}-d "
+            f"vector of {vectors.source}")
+    return preprocess, matrix, line
 
 
 PRETRAIN_SOURCES = ("english", "vader")

@@ -16,9 +16,18 @@ def build_sentiment_model(cfg, info):
     regression = not info.class_names
     kwargs = dict(vocabulary_size=info.extra["vocabulary_size"], num_classes=1 if regression else len(info.class_names),
                   head_activation="linear" if regression else "softmax")
+    init = info.extra.get("embedding_init")
     if architectures.architecture_of(cfg.model) == "transformer_classifier":
         kwargs["sequence_length"] = cfg.sequence_length
+        if init is not None:
+            raise UserError(f"--word-vectors {cfg.word_vectors}: a transformer starts from a `pretrain` run "
+                            "(--init-from); pass --word-vectors ''")
+    if init is not None:
+        kwargs["embedding_dim"] = int(init.shape[1])
     net = architectures.build(cfg.model, **kwargs)
+    if init is not None:
+        start_embedding(next(l for l in net.layers if isinstance(l, keras.layers.Embedding)), init,
+                        cfg.freeze_embedding)
     token_ids = keras.Input(shape=(cfg.sequence_length,), dtype="int32", name="token_ids")
     out = net(token_ids)
     if regression:
@@ -27,6 +36,16 @@ def build_sentiment_model(cfg, info):
     if cfg.init_from:
         init_from_pretrained(model, cfg.init_from)
     return model
+
+
+def start_embedding(embedding, init, freeze=False):
+    """Sets a word `keras.layers.Embedding`'s table to `init` (pretrained word vectors,
+    `shared.data.word_vectors.embedding_matrix`), kept as is when `freeze`."""
+    if tuple(embedding.embeddings.shape) != init.shape:
+        raise UserError(f"--word-vectors: {init.shape[1]}-d vectors; the model embeds words in "
+                        f"{embedding.embeddings.shape[1]} dimensions (vectors of that size, or another --model)")
+    embedding.set_weights([init])
+    embedding.trainable = not freeze
 
 
 def sentiment_serving(model, info):

@@ -11,7 +11,7 @@ from apps.nlp.language_model import (build_language_model, decode_generations, g
                                      language_model_report, language_model_serving, logits_core,
                                      next_token_accuracy, next_token_loss, pretrained_byte_lm)
 from apps.nlp.chat import (build_chat_data, build_dual_encoder, chat_core, chat_parity, chat_report, chat_serving,
-                           choose_lexical_weight, decode_replies, in_batch_accuracy, in_batch_loss)
+                           choose_blend_weights, decode_replies, in_batch_accuracy, in_batch_loss)
 from apps.nlp.chat_generative import build_generative_chat_data, generative_chat_report, generative_chat_serving
 from apps.nlp.translation import (bucketed_translation_batch, build_translate_data, build_translation_model, decode_translations,
                                   token_accuracy, token_loss, translation_core, translation_parity,
@@ -145,7 +145,7 @@ def chat():
         serving=chat_serving,
         core=chat_core,
         parity=chat_parity,
-        calibrate=choose_lexical_weight,
+        calibrate=choose_blend_weights,
         modes={"generative": dict(data=build_generative_chat_data, model=build_translation_model, calibrate=None,
                                   loss=lambda cfg, info: token_loss(cfg.label_smoothing),
                                   step_metrics={"token_accuracy": token_accuracy}, metrics=generative_chat_report,

@@ -85,6 +85,38 @@ def wordnet():
     return out
 
 
+def wordnet_synonyms():
+    """{word: [one-word synonyms]}: the other lemmas of a word's first common WordNet sense that
+    has any (its senses in `index.*` order, most frequent first, among the tagged ones), of the
+    part of speech with the most tagged senses. Lower case; multi-word lemmas left out."""
+    root = os.path.join(extracted_package("wordnet-base"), "usr", "share", "wordnet")
+    best = {}
+    for part in ("noun", "verb", "adj", "adv"):
+        synsets = {}
+        with open(os.path.join(root, f"data.{part}"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(" ") or "|" not in line:
+                    continue
+                fields = line.split("|", 1)[0].split()
+                count = int(fields[3], 16)
+                synsets[fields[0]] = [re.sub(r"\(\w+\)$", "", w).lower() for w in fields[4:4 + 2 * count:2]]
+        with open(os.path.join(root, f"index.{part}"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if line.startswith(" ") or len(fields) < 7 or "_" in fields[0]:
+                    continue
+                lemma, pointers = fields[0], int(fields[3])
+                tagged, offsets = int(fields[5 + pointers]), fields[6 + pointers:]
+                if lemma in best and tagged <= best[lemma][0]:
+                    continue
+                for offset in offsets[:max(1, tagged)]:
+                    others = [w for w in synsets.get(offset, []) if "_" not in w and w != lemma]
+                    if others:
+                        best[lemma] = (tagged, others)
+                        break
+    return {word: others for word, (_, others) in best.items()}
+
+
 def pydoc():
     from shared.data.corpus import pydoc_paragraphs
 

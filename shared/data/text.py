@@ -19,15 +19,20 @@ PAD, OOV = 0, 1
 VOCABULARY_FILE = "vocabulary.txt"
 
 
-def word_tokenizer(texts, vocabulary_size, sequence_length, name="tokenizer"):
+def word_tokenizer(texts, vocabulary_size, sequence_length, name="tokenizer", words=None):
     """`text` string [N] -> `token_ids` int32 [N, sequence_length] (truncated, 0-padded), with
-    the `vocabulary_size` most frequent words of `texts`: a text task's `DataInfo.preprocess`."""
+    the `vocabulary_size` most frequent words of `texts`, or the given `words` (ids 2, 3, …):
+    a text task's `DataInfo.preprocess`."""
     import keras
     import tensorflow as tf
 
-    vectorize = keras.layers.TextVectorization(max_tokens=vocabulary_size, output_sequence_length=sequence_length,
-                                               name=f"{name}_vectorize")
-    vectorize.adapt(tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(1024))
+    if words is not None:
+        vectorize = keras.layers.TextVectorization(vocabulary=list(words), output_sequence_length=sequence_length,
+                                                   name=f"{name}_vectorize")
+    else:
+        vectorize = keras.layers.TextVectorization(max_tokens=vocabulary_size, output_sequence_length=sequence_length,
+                                                   name=f"{name}_vectorize")
+        vectorize.adapt(tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(1024))
     text = keras.Input(shape=(), dtype="string", name="text")
     token_ids = keras.layers.Identity(name="token_ids", dtype="int32")(keras.ops.cast(vectorize(text), "int32"))
     return keras.Model(text, token_ids, name=name)

@@ -54,7 +54,8 @@ def test_tiny_run_ranks_the_right_reply_first_for_training_messages(tiny_runs):
     # hybrid retrieval: the lexical weight chosen on the validation variants (0 = learned alone) does
     # no worse on the test variants than the learned scores alone
     calibration = json.loads((run_dir := Path(run.path) / "metrics.json").read_text())["calibration"]
-    assert test["lexical_weight"] == calibration["lexical_weight"] and len(calibration["val_recall_at_1_by_lexical_weight"]) == 11
+    assert test["lexical_weight"] == calibration["lexical_weight"] and len(calibration["val_recall_at_1_by_weights"]) == 11
+    assert test["semantic_weight"] == calibration["semantic_weight"] == 0.0  # tiny: no word vectors
     assert test["recall_at_1"] >= test["learned_only"]["recall_at_1"] - 0.02, run_dir
     pairs = load_conversations("chatterbot")
     _, _, _, info = load_run("nlp", TASKS, run.path)
@@ -193,3 +194,60 @@ def test_bench_puts_the_tfidf_peers_beside_a_chat_run(tiny_runs):
     # 0.28, chars 2-5 0.35 on the 69 questions)
     assert all(rates[name] > 0.15 for name in rates if name.startswith("TF-IDF"))
     assert json.loads((run / "metrics.json").read_text())["bench"] == bench
+
+
+def test_semantic_index_matches_a_paraphrase_by_its_words_vectors():
+    from apps.nlp.chat import SemanticIndex
+    from shared.data.word_vectors import WordVectors
+
+    axes = {"hello": 0, "hi": 0, "greetings": 0, "bye": 1, "goodbye": 1, "rain": 2, "weather": 2, "the": 3}
+    vectors = np.zeros((len(axes), 4), np.float32)
+    for i, axis in enumerate(axes.values()):
+        vectors[i, axis] = 1.0
+    vectors += 0.01 * np.random.default_rng(0).normal(size=vectors.shape)
+    index = SemanticIndex(WordVectors(list(axes), vectors, "t"), ["Hello there!", "Goodbye, then.", "Will it rain?",
+                                                                  "Hello again"], [0, 1, 2, 0], 4)
+    scores = np.asarray(index.scores(tf_strings(["hi", "BYE!", "the weather", "qwerty xyzzy"])))
+    assert scores.shape == (4, 4) and list(scores[:3].argmax(1)) == [0, 1, 2]  # words no message has
+    assert np.all(scores[3, :3] == 0.0) and np.all(scores[:, 3] == -1.0)  # no known word; reply 3 has no message
+
+
+def tf_strings(texts):
+    import tensorflow as tf
+
+    return tf.constant(texts)
+
+
+def test_word_vectors_start_the_encoder_and_the_semantic_index_serves_with_plain_tensorflow(tmp_path):
+    from apps.nlp.chat import chat_splits
+    from apps.nlp.configs import ChatConfig
+    from apps.nlp.conversations import load_conversations
+
+    rng = np.random.default_rng(0)
+    rows = {w: rng.normal(size=32).round(4) for w in ("hello", "hi", "robot", "what", "joke", "zyzzyva")}
+    glove = tmp_path / "glove.32d.txt"  # GloVe text, 32-d: the tiny dual encoder's width
+    glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in rows.items()))
+    cfg = ChatConfig.tiny()
+    cfg.word_vectors, cfg.max_eval_messages = str(glove), 0
+    train, validation, test, _ = chat_splits(cfg.validate())
+    assert len(train) == len(test) == 836 and len(validation) > 1300  # edit variants, then synonym ones (WordNet)
+    home = tmp_path / "home"
+    result = run_main(["dl-nlp", "train", "chat", "--tiny", "--word-vectors", str(glove), "--run-name", "wv",
+                       "--epochs", "2", "--export", "savedmodel", "--quiet"], home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = home / "saved_models" / "nlp" / "chat" / "wv"
+    metrics = json.loads((run / "metrics.json").read_text())
+    weights = metrics["calibration"]["val_recall_at_1_by_weights"]
+    assert len(weights) == 66 and metrics["test"]["semantic_weight"] == metrics["calibration"]["semantic_weight"]
+    assert all(r["passed"] for r in metrics["exports"].values())
+    plain = plain_tf_text(run / "saved_model", ["hi", "tell me a joke"])
+    replies = {r for _, r in load_conversations("chatterbot")}
+    assert all(r in replies for r in plain["result"]["reply"]) and all(-1 <= s <= 1.0001 for s in plain["result"]["score"])
+    (tmp_path / "small.txt").write_text("hello 0.5 1.0\nrobot 1.0 0.5\n")
+    line = error_line(run_main(["dl-nlp", "train", "chat", "--tiny", "--word-vectors", str(tmp_path / "small.txt")],
+                               tmp_path))
+    assert line == ("dl-nlp: error: --word-vectors: 2-d vectors; the model embeds words in 32 dimensions (vectors "
+                    "of that size, or another --model)")
+    line = error_line(run_main(["dl-nlp", "train", "chat", "--tiny", "--mode", "generative", "--word-vectors",
+                                str(glove)], tmp_path))
+    assert line == f"dl-nlp: error: --word-vectors {glove}: only for --mode retrieval"

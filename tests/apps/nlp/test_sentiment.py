@@ -116,3 +116,33 @@ def test_bench_puts_tfidf_and_vader_beside_the_run(vader_run, nlp_home):
     assert quality["TF-IDF words 1-2 + logistic regression"]["roc_auc"] > 0.8
     assert 0.75 < quality["VADER (rule-based)"]["roc_auc"] < 0.82
     assert json.loads((vader_run / "metrics.json").read_text())["bench"] == bench
+
+
+def test_a_users_glove_file_starts_the_word_embedding(tmp_path):
+    import keras
+    import numpy as np
+
+    from shared.training.rundir import open_run
+    from shared.training.runs import load_model, load_preprocess
+    from shared.data.text import vocabulary
+
+    rng = np.random.default_rng(0)
+    rows = {w: rng.normal(size=12).round(4) for w in ("good", "bad", "great", "awful", "the", "zyzzyva")}
+    glove = tmp_path / "glove.12d.txt"  # GloVe text: no header, 12-d (the default embedding is 128-d)
+    glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in rows.items()))
+    home = tmp_path / "home"
+    result = run_main(["dl-nlp", "train", "sentiment", "--tiny", "--word-vectors", str(glove), "--freeze-embedding", "true",
+                       "--vocabulary-size", "40000", "--run-name", "glove", "--quiet"], home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = open_run(str(home / "saved_models" / "nlp" / "sentiment" / "glove"))
+    words = vocabulary(load_preprocess(run))
+    assert 20000 < len(words) < 40000 and words[-1] == "zyzzyva"  # the training words, then the file's others
+    embedding = next(l for l in load_model(run).layers[1].layers if isinstance(l, keras.layers.Embedding))
+    table = embedding.get_weights()[0]
+    assert table.shape == (len(words), 12)
+    for word in ("good", "awful", "zyzzyva"):  # frozen: still the file's vectors after training
+        assert np.allclose(table[words.index(word)], rows[word], atol=1e-6)
+    line = error_line(run_main(["dl-nlp", "train", "sentiment", "--tiny", "--word-vectors", str(tmp_path / "no.txt")],
+                               home))
+    assert line == f"dl-nlp: error: --word-vectors {tmp_path / 'no.txt'}: no such file (expected 'english' or a " \
+                   "word2vec / GloVe file)"
