@@ -169,16 +169,19 @@ class Seq2SeqConfig(SubwordConfig):
 
 @dataclass
 class TranslateConfig(Seq2SeqConfig):
-    """Translation. `--data gettext:es|fr|de | tsv:PATH | tfds:NAME` (English -> the language for gettext)."""
+    """Translation. `--data gettext:es|fr|de | gettext+help:es | tsv:PATH | tfds:NAME` (English ->)."""
 
-    data: str = "gettext:es"
+    # the catalogs and LibreOffice's help pages (36k training pairs; validation and test: the catalogs')
+    data: str = "gettext+help:es"
     data_dir: str = ""
     download: bool = False
     model: str = "transformer_seq2seq_small"
     shared_vocabulary: bool = True  # one vocabulary for both languages (names, numbers, placeholders copy)
     max_test_sentences: int = 0  # 0: the whole test split
     precision: str = "auto"  # bfloat16 where measured faster on this machine (1.7x on one, 1.2x on another)
-    epochs: int = 20
+    # low-resource subwords (Sennrich & Zhang 2019): 4k pieces gave BLEU 26.3 where 8k gave 15.1 (README)
+    vocabulary_size: int = 4000
+    epochs: int = 9  # ~26 min here on 36k pairs
     batch_size: int = 64
     learning_rate: float = 1e-3
     lr_schedule: str = "cosine"
@@ -186,8 +189,8 @@ class TranslateConfig(Seq2SeqConfig):
 
     @classmethod
     def tiny(cls):
-        return cls(model="transformer_seq2seq_tiny", epochs=2, batch_size=32, max_train_examples=512,
-                   max_test_sentences=32, vocabulary_size=400, sequence_length=32, beam_size=2,
+        return cls(data="gettext:es", model="transformer_seq2seq_tiny", epochs=2, batch_size=32,
+                   max_train_examples=512, max_test_sentences=32, vocabulary_size=400, sequence_length=32, beam_size=2,
                    steps_per_execution=4, export="", early_stopping_patience=0, precision="float32")
 
     def validate(self):
