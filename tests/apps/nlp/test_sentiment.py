@@ -14,8 +14,10 @@ def nlp_home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vader_run(nlp_home):
+    # every training sentence: started from the word vectors, 8,000 of them for 3 epochs gave test
+    # accuracy 0.642 (a random start 0.693); all of them, 0.740 in 47 s
     result = run_main(["dl-nlp", "train", "sentiment", "--run-name", "vader", "--quiet", "--epochs", "3",
-                          "--max-train-examples", "8000", "--export", "savedmodel"], nlp_home)
+                       "--export", "savedmodel"], nlp_home)
     assert result.returncode == 0, result.stderr[-3000:]
     return nlp_home / "saved_models" / "nlp" / "sentiment" / "vader"
 
