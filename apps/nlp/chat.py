@@ -40,7 +40,7 @@ def chat_splits(cfg):
 
     pairs = load_conversations(cfg.data, cfg.language)
     validation, test = ([(message_variant(c, seed), r) for c, r in pairs] for seed in (cfg.seed + 1, 1))
-    if getattr(cfg, "word_vectors", "") and cfg.language == "english":  # the semantic index's weight
+    if cfg.word_vectors and cfg.language == "english":  # the semantic index's weight
         from shared.data.english_library import wordnet_synonyms
 
         synonyms = wordnet_synonyms()

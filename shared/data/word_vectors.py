@@ -10,6 +10,7 @@ words extend a task's vocabulary (`extended_vocabulary`): a word the task's trai
 had still gets its pretrained vector, which is what carries a model to other text.
 """
 
+import functools
 import os
 import re
 
@@ -41,9 +42,10 @@ class WordVectors:
 
     def save(self, path):
         """Atomically, as an .npz of `words` and `vectors`."""
-        part = f"{path}.part.npz"
-        np.savez(part, words=np.asarray(self.words, dtype=str), vectors=self.vectors)
-        os.replace(part, path)
+        from shared.export.atomic import atomic_path
+
+        with atomic_path(path) as part, open(part, "wb") as f:
+            np.savez(f, words=np.asarray(self.words, dtype=str), vectors=self.vectors)
 
     @classmethod
     def load(cls, path):
@@ -98,8 +100,10 @@ def read_vector_file(path):
     return WordVectors(kv.index_to_key, kv.vectors, path)
 
 
+@functools.lru_cache(maxsize=2)
 def load_word_vectors(spec, log=print):
-    """`--word-vectors`: `english` or a file path."""
+    """`--word-vectors`: `english` or a file path; read once per process (a chat run's data,
+    calibration, report and export each ask)."""
     return english_word_vectors(log) if spec == ENGLISH else read_vector_file(spec)
 
 

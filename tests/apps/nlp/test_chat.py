@@ -197,6 +197,8 @@ def test_bench_puts_the_tfidf_peers_beside_a_chat_run(tiny_runs):
 
 
 def test_semantic_index_matches_a_paraphrase_by_its_words_vectors():
+    import tensorflow as tf
+
     from apps.nlp.chat import SemanticIndex
     from shared.data.word_vectors import WordVectors
 
@@ -207,15 +209,9 @@ def test_semantic_index_matches_a_paraphrase_by_its_words_vectors():
     vectors += 0.01 * np.random.default_rng(0).normal(size=vectors.shape)
     index = SemanticIndex(WordVectors(list(axes), vectors, "t"), ["Hello there!", "Goodbye, then.", "Will it rain?",
                                                                   "Hello again"], [0, 1, 2, 0], 4)
-    scores = np.asarray(index.scores(tf_strings(["hi", "BYE!", "the weather", "qwerty xyzzy"])))
+    scores = np.asarray(index.scores(tf.constant(["hi", "BYE!", "the weather", "qwerty xyzzy"])))
     assert scores.shape == (4, 4) and list(scores[:3].argmax(1)) == [0, 1, 2]  # words no message has
     assert np.all(scores[3, :3] == 0.0) and np.all(scores[:, 3] == -1.0)  # no known word; reply 3 has no message
-
-
-def tf_strings(texts):
-    import tensorflow as tf
-
-    return tf.constant(texts)
 
 
 def test_word_vectors_start_the_encoder_and_the_semantic_index_serves_with_plain_tensorflow(tmp_path):
