@@ -74,7 +74,7 @@ def bench_translate(run, cfg, info, args):
 
     from apps.nlp.parallel import load_parallel
     from apps.nlp.peers import apertium_translations
-    from apps.nlp.translation import Translator, tflite_cached_greedy, tflite_core_greedy
+    from apps.nlp.translation import Translator, tflite_greedy
     from shared.training import runs
 
     metrics = runs.read_metrics(run)
@@ -109,13 +109,14 @@ def bench_translate(run, cfg, info, args):
     if os.path.isfile(tflite):
         keras_greedy = beam.texts(sample, True)
         few = sample[:args.tflite_sentences]
+        core, cached_loop = tflite_greedy(tflite, info.preprocess, cached=False), tflite_greedy(tflite, info.preprocess)
+        core(few[:1]), cached_loop(few[:1])  # the first calls allocate and trace
         started = time.perf_counter()
-        loop = tflite_core_greedy(tflite, info.preprocess, few)
+        loop = core(few)
         latency["tflite_core_greedy_loop"] = 1000 * (time.perf_counter() - started) / len(few)
         latency["tflite_greedy_equals_keras"] = float(np.mean([a == b for a, b in zip(loop, keras_greedy)]))
-        tflite_cached_greedy(tflite, info.preprocess, few[:1])  # the interpreter's first call allocates
         started = time.perf_counter()
-        cached = tflite_cached_greedy(tflite, info.preprocess, sample)
+        cached = cached_loop(sample)
         latency["tflite_cached_greedy_loop"] = 1000 * (time.perf_counter() - started) / len(sample)
         latency["tflite_cached_equals_keras"] = float(np.mean([a == b for a, b in zip(cached, keras_greedy)]))
     result = {"num_sentences": len(sources), "quality": rows, "ms_per_sentence_batch_1": latency}

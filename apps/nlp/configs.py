@@ -63,15 +63,19 @@ class SentimentConfig(TextConfig):
     # a word2vec / GloVe file, or '' (random)
     word_vectors: str = "english"
     freeze_embedding: bool = False  # keep the pretrained word vectors as they are (README: worse here)
+    # afinn (AFINN-165), a word<TAB>rating file or '': its words join the training split as
+    # one-word examples of their rating's sign (a polarity task only)
+    lexicon: str = "afinn"
     # the training text's words (~26k on vader), then the vectors' most frequent others
     vocabulary_size: int = 50000
     model: str = "text_cnn"
     epochs: int = 8
+    batch_size: int = 32  # README: +0.011 ROC AUC in domain over 64, on 3 seeds
 
     @classmethod
     def tiny(cls):
         cfg = super().tiny()
-        cfg.model, cfg.word_vectors = "text_cnn_tiny", ""
+        cfg.model, cfg.word_vectors, cfg.lexicon = "text_cnn_tiny", "", ""
         return cfg
 
     def validate(self):

@@ -64,6 +64,44 @@ def sms_messages():
         return [(r["text"], int(r["spam"])) for r in csv.DictReader(f) if r["text"].strip()]
 
 
+LEXICONS = {"afinn": "AFINN-en-165.txt"}  # in the PyPI package afinn (Nielsen 2011; ODbL)
+NEGATIVE_LABELS, POSITIVE_LABELS = {"negative", "neg", "0", "-1", "bad"}, {"positive", "pos", "1", "good"}
+
+
+def lexicon_words(name):
+    """[(words, rating)] of a sentiment lexicon: `afinn` (AFINN-165: 3,382 English words and
+    phrases rated -5..5) or a user's file of `word<TAB>rating` lines (AFINN's and VADER's
+    format; further columns ignored)."""
+    path = name
+    if name in LEXICONS:
+        try:
+            root = importlib.metadata.distribution("afinn").locate_file("afinn")
+        except importlib.metadata.PackageNotFoundError:
+            raise UserError(f"--lexicon {name}: comes from the PyPI package afinn==0.1: run `make setup`") from None
+        path = os.path.join(str(root), "data", LEXICONS[name])
+    if not os.path.isfile(path):
+        raise UserError(f"--lexicon {name}: expected {', '.join(LEXICONS)} or a file of word<TAB>rating lines")
+    entries = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, line in enumerate(f, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if not line.strip():
+                continue
+            if len(parts) < 2 or _number(parts[1]) is None:
+                raise UserError(f"{path} line {i}: expected word<TAB>rating; got '{line.strip()[:60]}'")
+            entries.append((parts[0].strip(), float(parts[1])))
+    return entries
+
+
+def lexicon_examples(cfg, names):
+    """`--lexicon`'s words as one-word training examples of a polarity task (rating sign ->
+    class), or ([], why not) when the task's classes are not a negative / positive pair."""
+    if len(names) != 2 or not (names[0].lower() in NEGATIVE_LABELS and names[1].lower() in POSITIVE_LABELS):
+        return [], f"--lexicon {cfg.lexicon} not used: the classes ({', '.join(names) or 'a score'}) are not negative / positive"
+    words = [(w, int(r > 0)) for w, r in lexicon_words(cfg.lexicon) if r != 0]
+    return words, f"{len(words):,} words of the {cfg.lexicon} lexicon as one-word training examples"
+
+
 def fixed_test_split(n, groups=None):
     """Bool [n] test mask: `TEST_FRACTION` of each group (or of all), chosen with `TEST_SEED`."""
     groups = np.zeros(n, int) if groups is None else np.asarray(groups)
@@ -199,7 +237,15 @@ def load_texts(cfg):
     val[pool[_split_off(len(pool), cfg.validation_split, cfg.seed)]] = True
     train = ~test & ~val
     part = lambda m: (list(texts[m]), labels[m], None if groups is None else groups[m])  # noqa: E731
-    return {"train": part(train), "val": part(val), "test": part(test)}, names, source
+    splits = {"train": part(train), "val": part(val), "test": part(test)}
+    if getattr(cfg, "lexicon", ""):
+        words, line = lexicon_examples(cfg, names)
+        if words:
+            texts, labels, groups = splits["train"]
+            splits["train"] = (texts + [w for w, _ in words], np.concatenate([labels, [l for _, l in words]]),
+                               None if groups is None else np.concatenate([groups, ["lexicon"] * len(words)]))
+        source += f"; {line}"
+    return splits, names, source
 
 
 def _tfds_splits(name, cfg):

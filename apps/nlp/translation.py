@@ -342,30 +342,42 @@ def cached_decoding_signatures(seq2seq):
                                           tf.TensorSpec([], tf.int32, name="index")])}
 
 
-def _tflite_greedy(path, preprocess, sentences, decode):
-    """Translations of `sentences` by a TFLite file, one at a time: `decode(interpreter,
-    source ids int32 [1, L])` gives the target piece ids before END."""
+def tflite_greedy(path, preprocess, cached=True):
+    """A function `sentences -> translations` decoding greedily with a TFLite file, a sentence
+    at a time, as users' loops beside it do: by its `encode` / `decode_step` signatures (the
+    attention caches; `cached_decoding_signatures`) or, with `cached=False`, by its core
+    (`serving_default`: encoder + decoder over the whole prefix at every step). The
+    interpreter and the traced tokenizers are made once (op by op, tokenizing alone took 42 ms
+    of a sentence's 59; the TFLite part 19)."""
     import tensorflow as tf
 
     from shared.data.subword import detokenize
     from shared.export.verify import _interpreter
 
     source_tokenizer, target_tokenizer = tokenizers(preprocess)
+    tokenize = tf.function(source_tokenizer, input_signature=[tf.TensorSpec([1], tf.string)])
+    words = tf.function(lambda ids: detokenize(ids, target_tokenizer.vocabulary),
+                        input_signature=[tf.TensorSpec([1, None], tf.int32)])
     interpreter = _interpreter(path)
-    out = []
-    for sentence in sentences:
-        pieces = decode(interpreter, np.asarray(source_tokenizer(tf.constant([sentence])), np.int32))
-        ids = np.zeros((1, max(len(pieces), 1)), np.int32)
-        ids[0, :len(pieces)] = pieces
-        out.append(detokenize(tf.constant(ids), target_tokenizer.vocabulary).numpy()[0].decode("utf-8"))
-    return out
+    decode = _cached_pieces(interpreter) if cached else _core_pieces(interpreter)
+
+    def translate(sentences):
+        out = []
+        for sentence in sentences:
+            pieces = decode(np.asarray(tokenize(tf.constant([sentence])), np.int32))
+            ids = np.zeros((1, max(len(pieces), 1)), np.int32)
+            ids[0, :len(pieces)] = pieces
+            out.append(words(tf.constant(ids)).numpy()[0].decode("utf-8"))
+        return out
+
+    return translate
 
 
-def tflite_core_greedy(path, preprocess, sentences):
-    """Greedy translations by the TFLite core (`serving_default`: encoder + decoder pass over the
-    whole prefix at every step), the loop users write beside it without the cached signatures."""
-    def decode(interpreter, source):
-        runner = interpreter.get_signature_runner("serving_default")
+def _core_pieces(interpreter):
+    """source ids int32 [1, L] -> the greedy target pieces before END, by the TFLite core."""
+    runner = interpreter.get_signature_runner("serving_default")
+
+    def decode(source):
         decoder = np.zeros_like(source)
         decoder[0, 0] = START
         for t in range(source.shape[1] - 1):
@@ -375,14 +387,14 @@ def tflite_core_greedy(path, preprocess, sentences):
                 return list(decoder[0, 1:t + 1])
         return list(decoder[0, 1:])
 
-    return _tflite_greedy(path, preprocess, sentences, decode)
+    return decode
 
 
-def tflite_cached_greedy(path, preprocess, sentences):
-    """Greedy translations by a TFLite file's `encode` / `decode_step` signatures (the loop
-    users write beside it; `cached_decoding_signatures`), one sentence at a time."""
-    def decode(interpreter, source):
-        encode, step = interpreter.get_signature_runner("encode"), interpreter.get_signature_runner("decode_step")
+def _cached_pieces(interpreter):
+    """source ids int32 [1, L] -> the greedy target pieces before END, by `encode` / `decode_step`."""
+    encode, step = interpreter.get_signature_runner("encode"), interpreter.get_signature_runner("decode_step")
+
+    def decode(source):
         state = encode(encoder_tokens=source)
         cross, cache = state["cross_cache"], state["cache"]
         pieces, token = [], START
@@ -395,7 +407,7 @@ def tflite_cached_greedy(path, preprocess, sentences):
             pieces.append(token)
         return pieces
 
-    return _tflite_greedy(path, preprocess, sentences, decode)
+    return decode
 
 
 def translation_parity(outputs, reference, fmt, quantize="none"):

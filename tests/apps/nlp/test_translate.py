@@ -76,12 +76,15 @@ def test_wordpiece_in_core_ops_equals_keras_hub_and_round_trips():
     import keras_hub
     import tensorflow as tf
 
-    from shared.data.subword import WordPieceTokenizer, detokenize, learn_vocabulary
+    from shared.data.subword import LEARN_MAX_WORD_CHARS, WordPieceTokenizer, detokenize, learn_vocabulary
 
+    long_word = "documentosdocumentosdocumentosdocumentos"  # 40 characters: not read by the learner
     train = ["Save the document as a new file.", "Open the selected files", "Guardar el documento como archivo nuevo.",
-             "Abrir los archivos seleccionados", "Insert rows above", "Insertar filas encima"] * 20
+             "Abrir los archivos seleccionados", "Insert rows above", "Insertar filas encima", long_word] * 20
     vocabulary = learn_vocabulary(train, 200)
     assert vocabulary[:4] == ["[PAD]", "[UNK]", "[START]", "[END]"]
+    assert max(len(p.removeprefix("##")) for p in vocabulary) <= LEARN_MAX_WORD_CHARS
+    assert 1 not in WordPieceTokenizer(vocabulary)(tf.constant([long_word])).to_list()[0]  # yet it tokenizes
     tests = ["Save the selected rows.", "Guardar filas", "unseen wörds (here)", "Ω"]
     ours = WordPieceTokenizer(vocabulary)(tf.constant(tests)).to_list()
     reference = keras_hub.tokenizers.WordPieceTokenizer(vocabulary=vocabulary, lowercase=False, strip_accents=False,
