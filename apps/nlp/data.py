@@ -98,7 +98,10 @@ def lexicon_examples(cfg, names):
     class), or ([], why not) when the task's classes are not a negative / positive pair."""
     if len(names) != 2 or not (names[0].lower() in NEGATIVE_LABELS and names[1].lower() in POSITIVE_LABELS):
         return [], f"--lexicon {cfg.lexicon} not used: the classes ({', '.join(names) or 'a score'}) are not negative / positive"
-    words = [(w, int(r > 0)) for w, r in lexicon_words(cfg.lexicon) if r != 0]
+    from shared.data.word_vectors import standardized_words
+
+    # entries the tokenizer keeps no word of (VADER's 149 emoticons such as `:-)`) would train as empty text
+    words = [(w, int(r > 0)) for w, r in lexicon_words(cfg.lexicon) if r != 0 and standardized_words(w)]
     return words, f"{len(words):,} words of the {cfg.lexicon} lexicon as one-word training examples"
 
 

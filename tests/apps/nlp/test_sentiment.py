@@ -123,7 +123,7 @@ def test_a_lexicon_trains_as_one_word_examples_and_never_reaches_validation_or_t
     for split in ("val", "test"):
         assert splits[split][0] == plain[split][0]
     mine = tmp_path / "mine.txt"  # VADER's format: word, mean rating, s.d., ratings
-    mine.write_text("superb\t3.1\t0.5\t[3, 3]\nmeh\t0\t0.2\t[0]\n\ndire\t-2.5\n")
+    mine.write_text("superb\t3.1\t0.5\t[3, 3]\nmeh\t0\t0.2\t[0]\n:-)\t2.0\n\ndire\t-2.5\n")  # :-) has no word
     splits, _, _ = load_texts(SentimentConfig(lexicon=str(mine)).validate())
     assert splits["train"][0][-2:] == ["superb", "dire"] and list(splits["train"][1][-2:]) == [1, 0]
     _, _, source = load_texts(SentimentConfig(data="sms_spam", lexicon="afinn").validate())
