@@ -1,7 +1,8 @@
 """`dl-speech bench RUN`: a run against its peer on the same test audio, and its speed.
 
-- asr: WER/CER overall and per category of the run (greedy, beam search, and beam search
-  rescored with a word trigram LM of the training transcripts: `apps.speech.rescoring`) beside
+- asr: WER/CER overall and per category of the run (greedy, beam search, beam search
+  rescored with a word trigram LM of the training transcripts, and the lexicon decoder with
+  that LM: `apps.speech.rescoring`) beside
   pocketsphinx (its en-us model and default language model; with a digit grammar on the
   digit strings), on the same held-out-voice test utterances; real-time factor (compute
   seconds per audio second) of the SavedModel and the TFLite model at batch 1, and of
@@ -70,6 +71,11 @@ def bench_asr(run, task, cfg, info, args):
     labels = data.train.map(lambda x, y: y["labels"]).padded_batch(256, padding_values=-1)
     train_text = [t.decode() for batch in labels for t in ids_to_text(batch).numpy()]
     with_lm, fusion = lm_beam_search(model, data.val.take(args.val_limit), ds, train_text, cfg.beam_width)
+    print(f"Lexicon decoding ({args.lexicon} words) with the word LM; alpha and beta on validation …", flush=True)
+    from apps.speech.rescoring import lexicon_lm_search
+
+    with_lexicon, lexicon = lexicon_lm_search(model, data.val.take(args.val_limit), ds, train_text, cfg.beam_width,
+                                              english=args.lexicon == "english")
     print(f"pocketsphinx on {len(waveforms)} test utterances …", flush=True)
     started = time.perf_counter()
     sphinx = pocketsphinx_transcripts(waveforms)
@@ -77,7 +83,8 @@ def bench_asr(run, task, cfg, info, args):
     digits = [i for i, c in enumerate(categories) if c == "digits"]
     sphinx_digits = dict(zip(digits, pocketsphinx_digits([waveforms[i] for i in digits])))
     systems = {f"{cfg.model} greedy": greedy, f"{cfg.model} beam {cfg.beam_width}": beam,
-               f"{cfg.model} beam + word LM": with_lm, "pocketsphinx (en-us LM)": sphinx}
+               f"{cfg.model} beam + word LM": with_lm, f"{cfg.model} lexicon + word LM": with_lexicon,
+               "pocketsphinx (en-us LM)": sphinx}
     table = {}
     for name, hyps in systems.items():
         table[name] = {"all": error_rates(refs, hyps)}
@@ -100,13 +107,16 @@ def bench_asr(run, task, cfg, info, args):
     print("Real-time factor at batch 1 (compute s per audio s): "
           + ", ".join(f"{k} {v:.4f}" for k, v in speed.items()))
     print(f"Word LM weight alpha {fusion['alpha']}, word bonus beta {fusion['beta']} (validation WER {fusion['val_wer']:.3f})")
+    print(f"Lexicon of {lexicon['lexicon_words']} words: alpha {lexicon['alpha']}, beta {lexicon['beta']} "
+          f"(validation WER {lexicon['val_wer']:.3f})")
     result = {"num_utterances": len(refs), "error_rates": table, "real_time_factor": speed, "word_lm": fusion,
+              "lexicon_lm": {**lexicon, "words": args.lexicon},
               "samples": [{"reference": r, "ours": g, "pocketsphinx": s} for r, g, s in zip(refs[:8], greedy, sphinx)]}
     _record(run, result)
 
 
 def bench_kws(run, task, cfg, info, args):
-    from apps.speech.keywords import LISTEN_THRESHOLD, detection_curve
+    from apps.speech.keywords import detection_curve, shipped_threshold
     from shared.training import runs
 
     _, examples = _test_examples(task, cfg, args.limit)
@@ -120,16 +130,17 @@ def bench_kws(run, task, cfg, info, args):
         if os.path.isfile(run.file(name)):
             lite = _tflite_fn(run.file(name))
             models[name] = lambda b, lite=lite: lite(b)["probabilities"]
-    result = {"num_clips": int(len(y))}
+    threshold = shipped_threshold(info)
+    result = {"num_clips": int(len(y)), "threshold": threshold}
     for name, fn in models.items():
         probs = np.concatenate([fn(x[i:i + 256]) for i in range(0, len(x), 256)])
-        thresholds, frr, fa_per_hour, _ = detection_curve(y, probs)
-        at = int(np.argmin(np.abs(thresholds - LISTEN_THRESHOLD)))
+        _, frr, fa_per_hour, _ = detection_curve(y, probs, [threshold])
+        at = 0
         rtf = _rtf(lambda w: fn(w), list(x[:args.speed_utterances]))
         result[name] = {"accuracy": float(np.mean(probs.argmax(-1) == y)), "false_reject_rate": float(frr[at]),
                         "false_accepts_per_hour": float(fa_per_hour[at]), "real_time_factor": rtf,
                         "size_bytes": os.path.getsize(run.file(name)) if name.endswith(".tflite") else None}
-        print(f"  {name:20s} accuracy {result[name]['accuracy']:.4f}  FRR@{LISTEN_THRESHOLD} {frr[at]:.3f}  "
+        print(f"  {name:20s} accuracy {result[name]['accuracy']:.4f}  FRR@{threshold:.4g} {frr[at]:.3f}  "
               f"FA/h {fa_per_hour[at]:.1f}  RTF {rtf:.4f}", flush=True)
     _record(run, result)
 

@@ -63,11 +63,11 @@ def _synth_split(directory, split, categories):
     return ds.map(lambda a, t, c: (tf.cast(a, tf.float32) / 32768.0, t, c)), rows
 
 
-def synth_corpus(cfg, categories):
-    """{split: (dataset, rows)} of the embedded corpus (built first if not cached)."""
+def synth_corpus(cfg, categories, mix="all"):
+    """{split: (dataset, rows)} of the embedded corpus of a mix (built first if not cached)."""
     import sys
 
-    directory = synth.synthesize(cfg.hours, cfg.corpus_seed, verbose=sys.stdout.isatty())
+    directory = synth.synthesize(cfg.hours, cfg.corpus_seed, verbose=sys.stdout.isatty(), mix=mix)
     return {split: _synth_split(directory, split, categories) for split in ("train", "val", "test")}
 
 
@@ -144,10 +144,11 @@ def _kws_name(label):
     return {"_unknown_": "_unknown_", "_silence_": ""}.get(label, label)
 
 
-def load_corpus(cfg, categories):
-    """{split: (dataset of (waveform, transcript, category), manifest rows)} for `--data`."""
+def load_corpus(cfg, categories, mix="all"):
+    """{split: (dataset of (waveform, transcript, category), manifest rows)} for `--data`
+    (`mix`: which embedded corpus, `synth.MIXES`)."""
     if cfg.data == "synth":
-        return synth_corpus(cfg, categories)
+        return synth_corpus(cfg, categories, mix)
     if cfg.data.startswith("manifest:"):
         return manifest_corpus(cfg.data.split(":", 1)[1], cfg.seed)
     if cfg.data.startswith("tfds:"):
@@ -155,10 +156,10 @@ def load_corpus(cfg, categories):
     raise UserError(f"--data: expected synth, manifest:PATH.tsv or tfds:NAME; got '{cfg.data}'")
 
 
-def corpus_source(cfg):
+def corpus_source(cfg, mix="all"):
     """What the model card says the data is."""
     if cfg.data == "synth":
-        return (f"dl-speech synth corpus (~{cfg.hours:g} h, seed {cfg.corpus_seed}): espeak-ng voices, augmented; "
+        return (f"dl-speech synth corpus ({mix} mix, ~{cfg.hours:g} h, seed {cfg.corpus_seed}): espeak-ng voices, augmented; "
                 "validation and test voices never heard in training")
     return cfg.data
 

@@ -247,7 +247,25 @@ def windows(waveform, window=WINDOW_SECONDS, search=QUIET_SEARCH_SECONDS):
     return out
 
 
-def transcribe_command(run, args):
+def lexicon_decoder(run, task, cfg, beam_width, words="english"):
+    """`log-probabilities [T, 29] -> text` by the lexicon decoder with the word LM of the
+    run's training transcripts, at the alpha and beta `dl-speech bench` chose (else 0.5, 1)."""
+    from apps.speech.rescoring import lexicon_decode, lexicon_words, word_lm
+    from shared.lexicon_decoding import Lexicon, ngram_word_score
+    from shared.training import engine, runs
+
+    chosen = runs.read_metrics(run).get("bench", {}).get("lexicon_lm", {})
+    alpha, beta = chosen.get("alpha", 0.5), chosen.get("beta", 1.0)
+    print(f"Lexicon decoding with the word LM of the run's training transcripts (alpha {alpha}, beta {beta}"
+          f"{'' if chosen else ': run `dl-speech bench` to choose them on validation audio'}) …", flush=True)
+    labels = engine.load_data(task, cfg).train.map(lambda x, y: y["labels"]).padded_batch(256, padding_values=-1)
+    train_text = [t.decode() for batch in labels for t in ids_to_text(batch).numpy()]
+    lexicon = Lexicon(lexicon_words(train_text, english=words == "english"))
+    score = ngram_word_score(word_lm(train_text))
+    return lambda lp: lexicon_decode([lp], lexicon, score, alpha, beta, beam_width or 16)[0]
+
+
+def transcribe_command(run, task, cfg, args):
     import tensorflow as tf
 
     from shared.training.runs import load_model
@@ -258,15 +276,22 @@ def transcribe_command(run, args):
         raise UserError(f"--beam-width: expected 0 (greedy) or a positive number; got {args.beam_width}")
     waveforms = [read_wav(path) for path in args.inputs]  # every file checked before any work
     model = load_model(run)
+    with_lexicon = lexicon_decoder(run, task, cfg, args.beam_width, args.lm) if args.lm else None
 
     @tf.function(reduce_retracing=True)
     def decode(x):
         probs = model(x, training=False)
         frames = model.output_lengths(tf.fill([tf.shape(x)[0]], tf.shape(x)[1]))
+        if args.lm:
+            return log_probs(probs)[0, :frames[0]]
         return beam_transcripts(probs, frames, args.beam_width) if args.beam_width else greedy_transcripts(probs, frames)
 
+    def transcript(x):
+        out = decode(x).numpy()
+        return with_lexicon(out) if args.lm else out[0].decode()
+
     for path, waveform in zip(args.inputs, waveforms):
-        parts = [decode(waveform[None, s:e]).numpy()[0].decode() for s, e in windows(waveform)]
+        parts = [transcript(waveform[None, s:e]) for s, e in windows(waveform)]
         text = " ".join(p for p in parts if p).strip()
         if args.json:
             print(json.dumps({"input": path, "transcript": text, "seconds": round(len(waveform) / SAMPLE_RATE, 2)}))

@@ -79,3 +79,70 @@ def lm_beam_search(model, val, test, train_transcripts, beam_width=16, top_paths
     alpha, beta, val_wer = tune(val_refs, val_lists, lm_scores(lm, val_lists))
     _, test_lists = n_best(model, test, beam_width, top_paths)
     return rescore(test_lists, lm_scores(lm, test_lists), alpha, beta), {"alpha": alpha, "beta": beta, "val_wer": val_wer}
+
+
+# --- first-pass decoding over a lexicon with the word LM (`shared.lexicon_decoding`) ------
+LEXICON_ALPHAS = (0.25, 0.5, 1.0, 1.5)
+LEXICON_BETAS = (0.0, 1.0, 2.0)
+ENGLISH_WORDS = 50_000  # the English library's most frequent words added to the lexicon
+
+
+def lexicon_words(train_transcripts, english=True):
+    """The decoder's words: every word of the training transcripts, and with `english` the
+    English library's `ENGLISH_WORDS` most frequent (its word vectors' vocabulary: text
+    independent of the corpus's sentences), letters and apostrophes only."""
+    import re
+
+    words = {w for t in train_transcripts for w in t.split()}
+    if english:
+        from shared.data.word_vectors import english_word_vectors
+
+        plain = re.compile(r"^[a-z][a-z']*$")
+        words |= {w for w in english_word_vectors().words[:ENGLISH_WORDS] if plain.match(w)}
+    return sorted(words)
+
+
+def frame_log_probs(model, ds, batch_size=32):
+    """(references, [log-probabilities [T, 29] of each utterance's valid frames])."""
+    import tensorflow as tf
+
+    from apps.speech.recognition import frame_probs, log_probs, reference_texts
+
+    @tf.function(reduce_retracing=True)
+    def run(x, samples):
+        probs, frames = frame_probs(model, x, samples)
+        return log_probs(probs), frames
+
+    refs, out = [], []
+    for x, y in ds.padded_batch(batch_size):
+        lp, frames = run(x, y["samples"])
+        refs += reference_texts(y)
+        out += [row[:n] for row, n in zip(lp.numpy(), frames.numpy())]
+    return refs, out
+
+
+def lexicon_decode(utterances, lexicon, word_score, alpha, beta, beam_width=16):
+    from apps.speech.data import ALPHABET
+    from shared.lexicon_decoding import lexicon_beam_search
+
+    return [lexicon_beam_search(lp, ALPHABET, lexicon, word_score, alpha, beta, beam_width) for lp in utterances]
+
+
+def lexicon_lm_search(model, val, test, train_transcripts, beam_width=16, english=True):
+    """Hypotheses for the `test` utterances by the lexicon decoder with the word trigram LM
+    of the training transcripts, alpha and beta chosen on the `val` utterances. Returns
+    (hypotheses, {"alpha", "beta", "val_wer", "lexicon_words"})."""
+    from apps.speech.recognition import error_rates
+    from shared.lexicon_decoding import Lexicon, ngram_word_score
+
+    lexicon = Lexicon(lexicon_words(train_transcripts, english))
+    score = ngram_word_score(word_lm(train_transcripts))
+    val_refs, val_lp = frame_log_probs(model, val)
+    best = None
+    for alpha, beta in itertools.product(LEXICON_ALPHAS, LEXICON_BETAS):
+        wer = error_rates(val_refs, lexicon_decode(val_lp, lexicon, score, alpha, beta, beam_width))["wer"]
+        if best is None or wer < best[2] - 1e-12:
+            best = (alpha, beta, wer)
+    _, test_lp = frame_log_probs(model, test)
+    hyps = lexicon_decode(test_lp, lexicon, score, best[0], best[1], beam_width)
+    return hyps, {"alpha": best[0], "beta": best[1], "val_wer": best[2], "lexicon_words": len(lexicon)}

@@ -22,7 +22,6 @@ category, voice, duration) with `manifest.tsv` (path, split, category, voice, du
 transcript), atomically, into the data cache.
 """
 
-import io
 import os
 import re
 import shutil
@@ -40,8 +39,21 @@ VERSION = 1
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-CATEGORIES = {"words": 0.45, "silence": 0.05, "digits": 0.15, "commands": 0.15, "sentences": 0.20}
-MEAN_SECONDS = 1.6  # measured mean utterance length of this mix (sizes a corpus for --hours)
+# A corpus's mix: its categories' shares, the mean utterance length (measured: sizes a corpus
+# for --hours), the share of keywords among one-word clips and how many other words they use.
+MIXES = {
+    "all": dict(categories={"words": 0.45, "silence": 0.05, "digits": 0.15, "commands": 0.15, "sentences": 0.20},
+                mean_seconds=1.6, keyword_share=0.7, unknown_words=300),
+    # keyword spotting alone: one-second clips only, and more of them not keywords (other
+    # words, and `speech`: a second cut from a sentence with no keyword in it)
+    # `context`: the share of one-word clips with other speech before and after the word, as
+    # a keyword said among other words is heard through a sliding window; `tones`: the share
+    # of silence clips with music-like tones in their noise (background sounds, not words)
+    "keywords": dict(categories={"words": 0.8, "silence": 0.05, "speech": 0.15},
+                     mean_seconds=1.0, keyword_share=0.6, unknown_words=1000, context=0.5, tones=0.3, version=2),
+}
+CONTEXT_TALKERS = 150  # per split: the keyword-free sentences context is cut from
+CLIP_CATEGORIES = ("words", "silence", "speech")  # one-second clips
 SPLITS = {"val": 0.1, "test": 0.1}  # fractions of utterances; the rest is train
 HELD_OUT_VARIANTS = {"val": 8, "test": 12}
 SOUNDALIKES = {"know", "write", "rite", "wright", "oh", "nope", "goes", "ups"}  # near a keyword or a digit
@@ -75,9 +87,37 @@ def voice_splits():
     return {split: [f"{a}+{v}" for v in sorted(vs) for a in ACCENTS] for split, vs in held.items()}
 
 
+_NUMBER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)((?:\.\d+)*)(st|nd|rd|th)?(%)?(?!\d)", re.IGNORECASE)
+
+
+def _spoken(match):
+    from num2words import num2words
+
+    whole, fraction, ordinal, percent = match.groups()
+    number = int(whole.replace(",", ""))
+    if fraction:  # 3.10.2 -> three point one zero point two
+        words = num2words(number) + "".join(" point " + " ".join(num2words(int(d)) for d in part)
+                                            for part in fraction[1:].split("."))
+    elif ordinal:
+        words = num2words(number, to="ordinal")
+    elif 1100 <= number <= 2099 and len(whole) == 4:  # a year, as people say it
+        words = num2words(number, to="year")
+    else:
+        words = num2words(number)
+    return f" {words}{' percent' if percent else ''} "
+
+
+def spoken_numbers(text):
+    """Numbers written in digits as words (`num2words`): 42 -> forty-two, 3rd -> third,
+    2.50 -> two point five zero, 10% -> ten percent, A4 -> A four, 1,200 -> one thousand, two hundred, and a
+    four-digit number from 1100 to 2099 as a year (1984 -> nineteen eighty-four)."""
+    return _NUMBER.sub(_spoken, text) if any(c.isdigit() for c in text) else text
+
+
 def normalize(text):
-    """Lower-case words of letters and apostrophes, single spaces."""
-    text = text.lower().replace("\u2019", "'").replace("-", " ")
+    """Lower-case words of letters and apostrophes, single spaces; numbers in digits
+    become the words said (`spoken_numbers`)."""
+    text = spoken_numbers(text).lower().replace("\u2019", "'").replace("-", " ")
     return " ".join(w.strip("'") for w in re.sub(r"[^a-z' ]", " ", text).split() if w.strip("'"))
 
 
@@ -119,6 +159,12 @@ def sentence_pool():
             "gettext": sentences(t for _, t in gettext_english())}
 
 
+def keyword_free(sentences):
+    """The sentences with no keyword and no sound-alike of one among their words."""
+    banned = set(KEYWORDS) | SOUNDALIKES
+    return [s for s in sentences if not banned & set(normalize(s).split())]
+
+
 def unknown_words(pool, count=300):
     """The most frequent words of the sentences that are not keywords, digits or sound-alikes."""
     counts = Counter(w for lines in pool.values() for s in lines for w in normalize(s).split())
@@ -126,11 +172,13 @@ def unknown_words(pool, count=300):
     return [w for w, _ in counts.most_common() if w not in banned and len(w) >= 2 and "'" not in w][:count]
 
 
-def _text(rng, category, sentences, unknown):
+def _text(rng, category, sentences, unknown, keyword_share=0.7):
     if category == "words":
-        return str(rng.choice(KEYWORDS)) if rng.random() < 0.7 else str(rng.choice(unknown))
+        return str(rng.choice(KEYWORDS)) if rng.random() < keyword_share else str(rng.choice(unknown))
     if category == "silence":
         return ""
+    if category == "speech":  # `sentences` are keyword-free in a mix with this category
+        return _any_sentence(rng, sentences)
     if category == "digits":
         return " ".join(rng.choice(DIGITS, size=int(rng.integers(3, 8))))
     if category == "commands":
@@ -144,22 +192,28 @@ def _any_sentence(rng, sentences):
     return str(rng.choice(sentences[str(rng.choice(list(SENTENCE_SOURCES)))]))
 
 
-def plan(hours, seed):
+def plan(hours, seed, mix="all"):
     """The utterances of a corpus: [dict(split, category, text, transcript, voice, rate, pitch, seed)]."""
     if not hours > 0:
         raise UserError(f"--hours: expected a positive number of hours; got {hours}")
-    voices, sentences = voice_splits(), sentence_pool()
-    unknown = unknown_words(sentences)
+    if mix not in MIXES:
+        raise UserError(f"--mix: expected one of {', '.join(MIXES)}; got '{mix}'")
+    voices, sentences, recipe = voice_splits(), sentence_pool(), MIXES[mix]
+    unknown = unknown_words(sentences, recipe["unknown_words"])
+    if "speech" in recipe["categories"]:  # its seconds of speech must hold no keyword (babble neither)
+        sentences = {k: keyword_free(v) for k, v in sentences.items()}
     rng = np.random.default_rng(seed)
-    count = max(int(np.ceil(hours * 3600 / MEAN_SECONDS)), 20)
-    names, probs = list(CATEGORIES), list(CATEGORIES.values())
+    count = max(int(np.ceil(hours * 3600 / recipe["mean_seconds"])), 20)
+    names, probs = list(recipe["categories"]), list(recipe["categories"].values())
     out = []
     for i in range(count):
         u = (i * 0.618033988749895) % 1.0  # low-discrepancy split assignment: exact fractions at any size
         split = "val" if u < SPLITS["val"] else "test" if u < SPLITS["val"] + SPLITS["test"] else "train"
         category = names[int(rng.choice(len(names), p=probs))]
-        text = _text(rng, category, sentences, unknown)
+        text = _text(rng, category, sentences, unknown, recipe["keyword_share"])
         out.append(dict(split=split, category=category, text=text, transcript=normalize(text),
+                        context=recipe.get("context", 0.0) if category == "words" else 0.0,
+                        tones=recipe.get("tones", 0.0) if category == "silence" else 0.0,
                         voice=str(rng.choice(voices[split])), rate=int(rng.integers(130, 211)),
                         pitch=int(rng.integers(25, 76)), seed=int(rng.integers(2 ** 31))))
     babble = {split: [dict(text=_any_sentence(rng, sentences), voice=str(rng.choice(voices[split])),
@@ -191,6 +245,23 @@ def pink_noise(rng, n):
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-9)
 
 
+def tones(rng, seconds):
+    """Music-like audio: notes of 0.1-0.5 s (a fundamental of 110-880 Hz with decaying
+    harmonics, an attack-decay envelope), sometimes two at once. Unit peak."""
+    n = int(seconds * SAMPLE_RATE)
+    out, t = np.zeros(n), 0
+    while t < n:
+        length = min(int(rng.uniform(0.1, 0.5) * SAMPLE_RATE), n - t)
+        time = np.arange(length) / SAMPLE_RATE
+        for _ in range(int(rng.integers(1, 3))):
+            f0 = 110 * 2 ** rng.uniform(0, 3)
+            note = sum(np.sin(2 * np.pi * f0 * h * time + rng.uniform(0, 6.3)) / h ** rng.uniform(1, 2)
+                       for h in range(1, 6) if f0 * h < SAMPLE_RATE / 2)
+            out[t:t + length] += note * np.minimum(time / 0.01, 1) * np.exp(-time * rng.uniform(2, 8))
+        t += length
+    return out / (np.abs(out).max() + 1e-9)
+
+
 def impulse_response(rng):
     """A room's impulse response: the direct path then exponentially decaying noise (RT60 0.15-0.7 s)."""
     rt60 = rng.uniform(0.15, 0.7)
@@ -214,12 +285,14 @@ def _noise(rng, kind, n, babble):
     return mix
 
 
-def augment(speech, rng, babble, clip_seconds=None):
+def augment(speech, rng, babble, clip_seconds=None, span=False):
     """The utterance as a recording: speed, reverb, silence (or a place in a fixed-length
-    clip), gain and noise. Returns float32 in [-1, 1]."""
+    clip), gain and noise. Returns float32 in [-1, 1] (with `span`: and the (start, end)
+    samples of the speech in it, reverberation tail excluded)."""
     x = speech.astype(np.float64)
     if x.size and rng.random() < 0.5:
         x = resample(x, 100, int(round(100 * rng.uniform(0.9, 1.1))))
+    spoken = x.size
     if x.size and rng.random() < 0.4:
         from scipy.signal import fftconvolve
 
@@ -230,7 +303,8 @@ def augment(speech, rng, babble, clip_seconds=None):
         start = int(rng.integers(0, n - x.size + 1))
         x = np.pad(x, (start, n - x.size - start))
     else:
-        x = np.pad(x, (int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), int(rng.uniform(0.05, 0.4) * SAMPLE_RATE)))
+        start = int(rng.uniform(0.05, 0.4) * SAMPLE_RATE)
+        x = np.pad(x, (start, int(rng.uniform(0.05, 0.4) * SAMPLE_RATE)))
     peak = np.abs(x).max()
     level = 10 ** (rng.uniform(-12, -1) / 20)
     x = x * (level / peak) if peak > 0 else x
@@ -242,16 +316,22 @@ def augment(speech, rng, babble, clip_seconds=None):
             x = x + noise * speech_rms / 10 ** (rng.uniform(5, 30) / 20)
         else:  # a silence clip: noise alone, from quiet to loud
             x = noise * 10 ** (rng.uniform(-50, -15) / 20)
-    return np.clip(x, -1.0, 1.0).astype(np.float32)
+    x = np.clip(x, -1.0, 1.0).astype(np.float32)
+    return (x, (start, min(start + spoken, x.size))) if span else x
 
 
 _BABBLE = {}
 
 
-def _render_babble(specs):
-    """Renders each split's babble talkers once per worker process."""
+_CONTEXT = {}
+
+
+def _render_babble(specs, context=None):
+    """Renders each split's babble talkers (and context talkers) once per worker process."""
     _BABBLE.update({split: [speak(b["text"], b["voice"], b["rate"], b["pitch"]) for b in talkers]
                     for split, talkers in specs.items()})
+    _CONTEXT.update({split: [speak(b["text"], b["voice"], b["rate"], b["pitch"]) for b in talkers]
+                     for split, talkers in (context or {}).items()})
 
 
 def _render(utterance):
@@ -259,8 +339,19 @@ def _render(utterance):
     rng = np.random.default_rng(utterance["seed"])
     clean = speak(utterance["text"], utterance["voice"], utterance["rate"], utterance["pitch"]) \
         if utterance["text"] else np.zeros(0, np.float32)
-    one_second = utterance["category"] in ("words", "silence")
-    return augment(clean, rng, babble, clip_seconds=1.0 if one_second else None)
+    if utterance["category"] == "speech" and clean.size > SAMPLE_RATE:  # a random second of the sentence
+        start = int(rng.integers(0, clean.size - SAMPLE_RATE + 1))
+        clean = clean[start:start + SAMPLE_RATE]
+    one_second = utterance["category"] in CLIP_CATEGORIES
+    if utterance.get("tones"):
+        audio = augment(clean, rng, babble, clip_seconds=1.0)
+        if rng.random() < utterance["tones"]:
+            audio = np.clip(audio + tones(rng, 1.0) * 10 ** (rng.uniform(-25, -3) / 20), -1, 1).astype(np.float32)
+        return audio
+    if not utterance.get("context"):
+        return augment(clean, rng, babble, clip_seconds=1.0 if one_second else None)
+    audio, span = augment(clean, rng, babble, clip_seconds=1.0, span=True)
+    return with_context(audio, span, rng, _CONTEXT[utterance["split"]]) if rng.random() < utterance["context"] else audio
 
 
 def _example(utterance, audio):
@@ -276,19 +367,55 @@ def _example(utterance, audio):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def corpus_dir(hours, seed):
-    return data_cache("speech", f"synth-v{VERSION}-{hours:g}h-seed{seed}")
+def corpus_dir(hours, seed, mix="all"):
+    version = MIXES[mix].get("version", VERSION)
+    return data_cache("speech", f"synth{'' if mix == 'all' else '-' + mix}-v{version}-{hours:g}h-seed{seed}")
 
 
-def synthesize(hours=4.0, seed=0, out=None, workers=2, verbose=True):
-    """Builds the corpus (or returns the cached one): its directory, with the shards and
-    `manifest.tsv`."""
+def context_talkers(seed):
+    """{split: [dict(text, voice, rate, pitch)]}: keyword-free sentences in each split's voices."""
+    voices, sentences = voice_splits(), {k: keyword_free(v) for k, v in sentence_pool().items()}
+    rng = np.random.default_rng([seed, 7])
+    return {split: [dict(text=_any_sentence(rng, sentences), voice=str(rng.choice(voices[split])),
+                         rate=int(rng.integers(130, 211)), pitch=int(rng.integers(25, 76)))
+                    for _ in range(CONTEXT_TALKERS)] for split in voices}
+
+
+def with_context(clip, span, rng, talkers):
+    """`clip` with the end of one context sentence before the speech at `span` and the start
+    of another after it (each side with probability 0.7), 30-250 ms of gap, at the level of
+    the clip's speech (x0.5-1.5)."""
+    start, end = span
+    level = np.sqrt(np.mean(clip[start:end] ** 2)) if end > start else 0.0
+    if level == 0:
+        return clip
+    out = clip.astype(np.float64)
+    for side in ("before", "after"):
+        if rng.random() >= 0.7:
+            continue
+        talk = talkers[int(rng.integers(len(talkers)))]
+        gap = int(rng.uniform(0.03, 0.25) * SAMPLE_RATE)
+        room = start - gap if side == "before" else out.size - end - gap
+        if room <= 0 or not talk.size:
+            continue
+        piece = talk[-room:] if side == "before" else talk[:room]
+        piece = piece * level * rng.uniform(0.5, 1.5) / (np.sqrt(np.mean(piece ** 2)) + 1e-9)
+        if side == "before":
+            out[start - gap - piece.size:start - gap] += piece
+        else:
+            out[end + gap:end + gap + piece.size] += piece
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def synthesize(hours=4.0, seed=0, out=None, workers=2, verbose=True, mix="all"):
+    """Builds the corpus of a mix (`MIXES`) or returns the cached one: its directory, with
+    the shards and `manifest.tsv`."""
     import tensorflow as tf
 
-    out = out or corpus_dir(hours, seed)
+    out = out or corpus_dir(hours, seed, mix)
     if os.path.isfile(os.path.join(out, "manifest.tsv")):
         return out
-    utterances, babble = plan(hours, seed)
+    utterances, babble = plan(hours, seed, mix)
     tmp = f"{out}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
@@ -298,7 +425,8 @@ def synthesize(hours=4.0, seed=0, out=None, workers=2, verbose=True):
 
         progress = keras.utils.Progbar(len(utterances), unit_name="utterance")
     rows, writers, counts = [], {}, Counter()
-    with ProcessPoolExecutor(max_workers=workers, initializer=_render_babble, initargs=(babble,)) as pool:
+    context = context_talkers(seed) if MIXES[mix].get("context") else None
+    with ProcessPoolExecutor(max_workers=workers, initializer=_render_babble, initargs=(babble, context)) as pool:
         for i, audio in enumerate(pool.map(_render, utterances, chunksize=16)):
             u = utterances[i]
             shard = f"{u['split']}-{counts[u['split']] // SHARD_SIZE:05d}.tfrecord"
@@ -341,7 +469,7 @@ def synth_command(args):
         raise UserError(f"--hours: expected a positive number of hours; got {args.hours}")
     if args.workers < 1:
         raise UserError(f"--workers: expected at least 1; got {args.workers}")
-    directory = synthesize(args.hours, args.seed, out=args.out, workers=args.workers)
+    directory = synthesize(args.hours, args.seed, out=args.out, workers=args.workers, mix=args.mix)
     rows = read_manifest(directory)
     hours = Counter()
     for r in rows:

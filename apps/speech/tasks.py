@@ -7,7 +7,7 @@ import numpy as np
 
 from apps.speech.configs import AsrConfig, KwsConfig
 from apps.speech.data import CLIP_SAMPLES, KWS_CLASSES
-from apps.speech.keywords import build_kws_data, kws_report
+from apps.speech.keywords import build_kws_data, calibrate_kws, kws_report
 from apps.speech.recognition import (asr_loss, asr_parity, asr_report, asr_serving, build_asr_data,
                                      bucketed_speech_batch, decode_transcripts, logits_core,
                                      padded_speech_batch)
@@ -23,7 +23,12 @@ def build_asr_model(cfg, info):
 
 
 def build_kws_model(cfg, info):
-    return architectures.build(cfg.model, num_classes=len(KWS_CLASSES))
+    from shared.errors import UserError
+
+    if cfg.spec_augment and architectures.variants("matchboxnet").get(cfg.model) is None:
+        raise UserError(f"--spec-augment: only the matchboxnet models have it; not --model {cfg.model}")
+    return architectures.build(cfg.model, num_classes=len(KWS_CLASSES),
+                               **({"spec_augment": True} if cfg.spec_augment else {}))
 
 
 def kws_serving(model, info):
@@ -66,6 +71,7 @@ def kws():
         data=build_kws_data,
         model=build_kws_model,
         metrics=kws_report,
+        calibrate=calibrate_kws,
         load_input=load_clip,
         serving=kws_serving,
         description="keyword spotting: 10 words + unknown + silence in 1 s clips (synth corpus, Speech Commands)",

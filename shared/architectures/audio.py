@@ -427,3 +427,107 @@ class KeywordSpotter(ArgsConfig, keras.Model):
         self.upper_edge_hertz = upper_edge_hertz
         self.filters = filters
         self.dropout = dropout
+
+
+@keras.saving.register_keras_serializable(package="dlsuite")
+@register(
+    "matchboxnet",
+    variants={
+        # MatchboxNet 3x1x64 (Majumdar & Ginsburg 2020): ~80k parameters
+        "kws_matchbox": dict(
+            num_classes=12, sampling_rate=16000, frame_length=400, frame_step=160, fft_length=512,
+            num_mel_bins=64, lower_edge_hertz=20.0, upper_edge_hertz=7600.0,
+            prologue=(128, 11), blocks=((64, 13), (64, 15), (64, 17)), repeats=1,
+            epilogue=(128, 29, 2), dropout=0.1,
+        ),
+    },
+)
+class MatchboxNet(ArgsConfig, keras.Model):
+    """A MatchboxNet-style keyword spotter (Majumdar & Ginsburg 2020): waveform `(batch,
+    samples)` float32 -> `LogMelSpectrogram` -> `UtteranceNormalization` -> 1-D convolutions
+    over time with the mel bins as channels, each time-channel separable (a depthwise
+    convolution over time, then a pointwise one) -> BatchNorm -> ReLU:
+
+    * prologue: `prologue = (channels, kernel)`;
+    * one residual block per `blocks` entry `(channels, kernel)`: `repeats` separable
+      sub-blocks with dropout, the block's input added through a pointwise conv + BatchNorm
+      before the last ReLU;
+    * epilogue: a separable conv `(channels, kernel, dilation)`, a pointwise conv, then
+      global average pooling over time -> Dense(num_classes, softmax, float32).
+
+    With `spec_augment`, `SpecAugment` masks the normalised log-mel in training.
+
+    Output shape: `(batch, num_classes)` probabilities. Works for any clip of at least
+    `frame_length` samples.
+    """
+
+    _ARGS = ("num_classes", *_FRONT_END_ARGS, "prologue", "blocks", "repeats", "epilogue", "dropout", "spec_augment")
+
+    def __init__(self, num_classes=12, sampling_rate=16000, frame_length=400, frame_step=160,
+                 fft_length=512, num_mel_bins=64, lower_edge_hertz=20.0, upper_edge_hertz=7600.0,
+                 prologue=(128, 11), blocks=((64, 13), (64, 15), (64, 17)), repeats=1,
+                 epilogue=(128, 29, 2), dropout=0.1, spec_augment=False, name=None, **kwargs):
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be >= 2. Received: num_classes={num_classes}")
+        prologue, epilogue = tuple(int(v) for v in prologue), tuple(int(v) for v in epilogue)
+        blocks = tuple(tuple(int(v) for v in b) for b in blocks)
+        if len(prologue) != 2 or len(epilogue) != 3 or not blocks or any(len(b) != 2 for b in blocks) \
+                or min(*prologue, *epilogue, *(v for b in blocks for v in b)) <= 0:
+            raise ValueError("`prologue` is (channels, kernel), `blocks` [(channels, kernel)], `epilogue` "
+                             f"(channels, kernel, dilation), all positive. Received: {prologue}, {blocks}, {epilogue}")
+        if not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"`repeats` must be a positive int. Received: repeats={repeats}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        p = "matchbox"
+
+        def separable(x, channels, kernel, name, dilation=1, relu=True):
+            x = keras.layers.SeparableConv1D(channels, kernel, padding="same", dilation_rate=dilation,
+                                             use_bias=False, name=f"{name}_conv")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+            return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+        waveform = keras.Input(shape=(None,), dtype="float32", name="waveform")
+        x = LogMelSpectrogram(sampling_rate, frame_length, frame_step, fft_length, num_mel_bins,
+                              lower_edge_hertz, upper_edge_hertz, name=f"{p}_log_mel")(waveform)
+        x = UtteranceNormalization(name=f"{p}_normalize")(x)
+        if spec_augment:  # MatchboxNet's: 2 bands of up to 15 of 64 mel bins, 2 spans of up to 10 % of the frames
+            x = SpecAugment(freq_mask_width=max(1, num_mel_bins * 15 // 64), time_mask_fraction=0.1,
+                            name=f"{p}_spec_augment")(x)
+        x = separable(x, *prologue, name=f"{p}_prologue")
+        for b, (channels, kernel) in enumerate(blocks):
+            skip = keras.layers.Conv1D(channels, 1, use_bias=False, name=f"{p}_block{b}_skip")(x)
+            skip = keras.layers.BatchNormalization(momentum=0.9, name=f"{p}_block{b}_skip_bn")(skip)
+            for r in range(repeats):
+                last = r == repeats - 1
+                x = separable(x, channels, kernel, name=f"{p}_block{b}_{r}", relu=not last)
+                if last:
+                    x = keras.layers.ReLU(name=f"{p}_block{b}_relu")(keras.layers.Add(name=f"{p}_block{b}_add")([x, skip]))
+                if dropout:
+                    x = keras.layers.Dropout(dropout, name=f"{p}_block{b}_{r}_dropout")(x)
+        x = separable(x, epilogue[0], epilogue[1], name=f"{p}_epilogue", dilation=epilogue[2])
+        x = keras.layers.Conv1D(epilogue[0], 1, use_bias=False, name=f"{p}_pointwise")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"{p}_pointwise_bn")(x)
+        x = keras.layers.ReLU(name=f"{p}_pointwise_relu")(x)
+        x = keras.layers.GlobalAveragePooling1D(name=f"{p}_global_pool")(x)
+        outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=f"{p}_head")(x)
+        super().__init__(inputs=waveform, outputs=outputs, name=name, **kwargs)
+        self.num_classes = num_classes
+        self.sampling_rate = sampling_rate
+        self.frame_length = frame_length
+        self.frame_step = frame_step
+        self.fft_length = fft_length
+        self.num_mel_bins = num_mel_bins
+        self.lower_edge_hertz = lower_edge_hertz
+        self.upper_edge_hertz = upper_edge_hertz
+        self.prologue = prologue
+        self.blocks = blocks
+        self.repeats = repeats
+        self.epilogue = epilogue
+        self.dropout = dropout
+        self.spec_augment = bool(spec_augment)
+
+    def config_value(self, arg):
+        if arg == "blocks":
+            return [list(b) for b in self.blocks]
+        return super().config_value(arg)

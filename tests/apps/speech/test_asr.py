@@ -72,6 +72,14 @@ def test_transcribe_reads_any_wav_and_long_files_in_windows(asr_run, tmp_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["input"] for r in rows] == [str(short), str(long_stereo)]
     assert rows[1]["seconds"] == 20.0 and all(isinstance(r["transcript"], str) for r in rows)
+    result = run_main(["dl-speech", "transcribe", run, short, "--json", "--lm", "train"], home)
+    assert result.returncode == 0, result.stderr[-2000:]
+    from apps.speech.rescoring import lexicon_words
+
+    words = set(lexicon_words([r["transcript"] for r in synth.read_manifest(synth.corpus_dir(0.05, 0))
+                               if r["split"] == "train" and r["category"] in ("digits", "commands", "sentences")],
+                              english=False))
+    assert set(json.loads(result.stdout.splitlines()[-1])["transcript"].split()) <= words  # never a misspelt word
     empty, text = tmp_path / "empty.wav", tmp_path / "notes.wav"
     empty.write_bytes(b"")
     text.write_text("hello")
@@ -86,10 +94,12 @@ def test_transcribe_reads_any_wav_and_long_files_in_windows(asr_run, tmp_path):
 @pytest.mark.slow
 def test_bench_scores_the_run_and_pocketsphinx_on_the_same_audio(asr_run):
     home, run = asr_run  # its SavedModel is timed beside pocketsphinx
-    result = run_main(["dl-speech", "bench", run, "--limit", "2", "--val-limit", "4", "--speed-utterances", "2"], home)
+    result = run_main(["dl-speech", "bench", run, "--limit", "2", "--val-limit", "4", "--speed-utterances", "2",
+                       "--lexicon", "train"], home)
     assert result.returncode == 0, result.stderr[-2000:]
     bench = json.loads((run / "metrics.json").read_text())["bench"]
     assert bench["num_utterances"] == 2 and "pocketsphinx (en-us LM)" in bench["error_rates"]
+    assert "deepspeech2_tiny lexicon + word LM" in bench["error_rates"] and bench["lexicon_lm"]["lexicon_words"] > 10
     assert all(0 <= r["all"]["cer"] for name, r in bench["error_rates"].items() if "all" in r)
     assert set(bench["real_time_factor"]) == {"savedmodel", "tflite", "pocketsphinx"}  # the run has both exports
 
@@ -121,7 +131,10 @@ def test_manifest_data_reads_wavs_relative_to_the_file(tmp_path):
     for x, y in data.train.take(3):
         n = (int(x.shape[0]) - 4000) // 100
         text = ids_to_text(y["labels"][None]).numpy()[0].decode()
-        assert text == "clip number" and int(y["samples"]) == 4000 + 100 * n  # digits are not in the alphabet
+        from num2words import num2words
+
+        # the digits become the words said
+        assert text == f"clip number {num2words(n).replace('-', ' ')}" and int(y["samples"]) == 4000 + 100 * n
     (tmp_path / "bad.tsv").write_text("only-one-column\n")
     with pytest.raises(Exception, match="line 1: expected 'wav path<TAB>transcript'"):
         build_asr_data(AsrConfig(data=f"manifest:{tmp_path / 'bad.tsv'}"))

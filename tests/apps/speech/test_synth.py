@@ -65,6 +65,46 @@ def test_transcripts_are_the_normalised_text():
     assert not synth.speakable("The USA is big") and not synth.speakable("Mr Smith went home")
 
 
+def test_numbers_in_transcripts_are_the_words_said():
+    """Users' manifests write numbers in digits; the model hears and spells words."""
+    cases = {"I have 42 cats": "i have forty two cats", "the 3rd of May 1984": "the third of may nineteen eighty four",
+             "pay 1,200 dollars": "pay one thousand two hundred dollars", "up 2.5%": "up two point five percent",
+             "room 7": "room seven", "A4 paper": "a four paper", "version 3.10": "version three point one zero"}
+    assert {text: synth.normalize(text) for text in cases} == cases
+
+
+def test_the_keywords_mix_has_one_second_clips_and_speech_without_keywords():
+    utterances, babble = synth.plan(0.2, seed=1, mix="keywords")
+    counts = {c: sum(u["category"] == c for u in utterances) for c in ("words", "silence", "speech")}
+    assert sum(counts.values()) == len(utterances) == 720 and min(counts.values()) > 10
+    banned = set(synth.KEYWORDS) | synth.SOUNDALIKES
+    for u in utterances:
+        if u["category"] == "speech":
+            assert len(u["transcript"].split()) >= 3 and not banned & set(u["transcript"].split())
+    keywords = sum(u["transcript"] in synth.KEYWORDS for u in utterances if u["category"] == "words")
+    assert 0.5 < keywords / counts["words"] < 0.7  # keyword_share 0.6
+    assert synth.corpus_dir(1, 0, "keywords").endswith("synth-keywords-v2-1h-seed0")
+    assert {u["context"] for u in utterances if u["category"] == "words"} == {0.5}
+    assert {u["tones"] for u in utterances if u["category"] == "silence"} == {0.3}
+
+
+def test_context_is_speech_before_and_after_the_word_with_a_gap():
+    rng = np.random.default_rng(0)
+    clip = np.zeros(16000, np.float32)
+    clip[6000:10000] = 0.1 * np.sin(np.arange(4000) / 5)  # the word
+    talkers = [0.3 * rng.standard_normal(30000)]
+    sides = set()
+    for seed in range(20):
+        out = synth.with_context(clip, (6000, 10000), np.random.default_rng(seed), talkers)
+        assert np.array_equal(out[6000:10000], clip[6000:10000])  # the word untouched
+        assert not out[5520:6000].any() and not out[10000:10480].any()  # at least 30 ms of gap each side
+        before, after = np.abs(out[:5500]).max(), np.abs(out[10500:]).max()
+        if before:  # at the word's level, x0.5-1.5 (the word's RMS: 0.0707)
+            assert 0.035 <= np.sqrt(np.mean(out[:2000] ** 2)) <= 0.107  # (a gap is at most 250 ms)
+        sides |= {("before", before > 0), ("after", after > 0)}
+    assert sides == {("before", True), ("before", False), ("after", True), ("after", False)}
+
+
 @pytest.mark.slow
 def test_the_audio_says_the_digits():
     """pocketsphinx with a digit grammar hears the planned digits in espeak-ng's clean audio

@@ -10,6 +10,7 @@ from shared.architectures.audio import (
     CTCAcousticModel,
     KeywordSpotter,
     LogMelSpectrogram,
+    MatchboxNet,
     ctc_greedy_decode,
     ctc_loss,
 )
@@ -23,6 +24,8 @@ TINY_CTC = dict(vocabulary_size=5, conv_filters=(4,), conv_kernel_sizes=((5, 5),
 WAVES = np.random.default_rng(0).normal(0, 0.1, size=(2, 1600)).astype("float32")
 # 1600 samples -> 1 + (1600 - 200) // 80 = 18 frames -> ceil(18 / 2) = 9 output frames.
 
+TINY_MATCHBOX = dict(num_classes=3, prologue=(8, 5), blocks=((8, 5), (8, 7)), repeats=2, epilogue=(8, 5, 2),
+                     dropout=0.0, **FRONT)
 SPECS = {
     "ctc_acoustic": lambda: dict(
         init_kwargs=TINY_CTC, x=WAVES, expected_output_shape=(2, 9, 6),
@@ -38,12 +41,16 @@ SPECS = {
         x=WAVES, expected_output_shape=(2, 3), y=np.array([2, 2]),
         loss=keras.losses.SparseCategoricalCrossentropy(),
     ),
+    "matchboxnet": lambda: dict(
+        init_kwargs={**TINY_MATCHBOX, "spec_augment": True}, x=WAVES, expected_output_shape=(2, 3), y=np.array([2, 2]),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_builder(name):
-    cls = {"ctc_acoustic": CTCAcousticModel, "keyword_spotter": KeywordSpotter}[name]
+    cls = {"ctc_acoustic": CTCAcousticModel, "keyword_spotter": KeywordSpotter, "matchboxnet": MatchboxNet}[name]
     run_builder_test(cls, **SPECS[name]())
 
 
@@ -159,7 +166,9 @@ def test_ctc_loss_and_greedy_decoder_values():
     assert (np.asarray(good) < 1.0).all()
 
 
-def test_keyword_spotter_learns_tones_and_saves():
+@pytest.mark.parametrize("cls,kwargs", [(KeywordSpotter, dict(num_classes=2, filters=(4, 8), dropout=0.0, **FRONT)),
+                                         (MatchboxNet, {**TINY_MATCHBOX, "num_classes": 2})])
+def test_keyword_spotter_learns_tones_and_saves(cls, kwargs):
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     t = np.arange(1600) / SR
@@ -169,7 +178,7 @@ def test_keyword_spotter_learns_tones_and_saves():
         + rng.normal(0, 0.05, t.shape)
         for k in y
     ]).astype("float32")
-    model = KeywordSpotter(num_classes=2, filters=(4, 8), dropout=0.0, **FRONT)
+    model = cls(**kwargs)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
     model.fit(waves, y, epochs=20, batch_size=8, verbose=0)
     np.testing.assert_array_equal(np.argmax(model(waves, training=False), -1), y)
@@ -184,7 +193,7 @@ def test_variants_and_errors():
     from shared.architectures import _BUILDERS, _VARIANTS
 
     for variant, (arch, kwargs) in _VARIANTS.items():
-        if arch == "keyword_spotter":
+        if arch in ("keyword_spotter", "matchboxnet"):
             model = _BUILDERS.get(arch)(**kwargs)
             assert model(np.zeros((1, 16000), "float32")).shape == (1, kwargs["num_classes"])
     with pytest.raises(ValueError, match="fft_length"):
@@ -197,3 +206,7 @@ def test_variants_and_errors():
         CTCAcousticModel(conv_filters=(8,))
     with pytest.raises(ValueError, match="num_classes"):
         KeywordSpotter(num_classes=1)
+    with pytest.raises(ValueError, match="epilogue"):
+        MatchboxNet(epilogue=(128, 29))
+    with pytest.raises(ValueError, match="repeats"):
+        MatchboxNet(repeats=0)
