@@ -196,6 +196,12 @@ _FRONT_END_ARGS = ("sampling_rate", "frame_length", "frame_step", "fft_length", 
                    "lower_edge_hertz", "upper_edge_hertz")
 
 
+def _keep_front_end(model, *values):
+    """Sets a model's front-end arguments (`_FRONT_END_ARGS`, in order) as attributes for its config."""
+    for arg, value in zip(_FRONT_END_ARGS, values):
+        setattr(model, arg, value)
+
+
 
 
 def apply_conv_bn_relu_block(x, filters, kernel_size, strides, name):
@@ -333,13 +339,8 @@ class CTCAcousticModel(ArgsConfig, keras.Model):
                                      name=f"{p}_output")(x)
         super().__init__(inputs=waveform, outputs=outputs, name=name, **kwargs)
         self.vocabulary_size = vocabulary_size
-        self.sampling_rate = sampling_rate
-        self.frame_length = frame_length
-        self.frame_step = frame_step
-        self.fft_length = fft_length
-        self.num_mel_bins = num_mel_bins
-        self.lower_edge_hertz = lower_edge_hertz
-        self.upper_edge_hertz = upper_edge_hertz
+        _keep_front_end(self, sampling_rate, frame_length, frame_step, fft_length, num_mel_bins, lower_edge_hertz,
+                        upper_edge_hertz)
         self.conv_filters = conv_filters
         self.conv_kernel_sizes = conv_kernel_sizes
         self.conv_strides = conv_strides
@@ -418,13 +419,8 @@ class KeywordSpotter(ArgsConfig, keras.Model):
                                      name=f"{p}_head")(x)
         super().__init__(inputs=waveform, outputs=outputs, name=name, **kwargs)
         self.num_classes = num_classes
-        self.sampling_rate = sampling_rate
-        self.frame_length = frame_length
-        self.frame_step = frame_step
-        self.fft_length = fft_length
-        self.num_mel_bins = num_mel_bins
-        self.lower_edge_hertz = lower_edge_hertz
-        self.upper_edge_hertz = upper_edge_hertz
+        _keep_front_end(self, sampling_rate, frame_length, frame_step, fft_length, num_mel_bins, lower_edge_hertz,
+                        upper_edge_hertz)
         self.filters = filters
         self.dropout = dropout
 
@@ -513,13 +509,8 @@ class MatchboxNet(ArgsConfig, keras.Model):
         outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=f"{p}_head")(x)
         super().__init__(inputs=waveform, outputs=outputs, name=name, **kwargs)
         self.num_classes = num_classes
-        self.sampling_rate = sampling_rate
-        self.frame_length = frame_length
-        self.frame_step = frame_step
-        self.fft_length = fft_length
-        self.num_mel_bins = num_mel_bins
-        self.lower_edge_hertz = lower_edge_hertz
-        self.upper_edge_hertz = upper_edge_hertz
+        _keep_front_end(self, sampling_rate, frame_length, frame_step, fft_length, num_mel_bins, lower_edge_hertz,
+                        upper_edge_hertz)
         self.prologue = prologue
         self.blocks = blocks
         self.repeats = repeats
