@@ -56,7 +56,7 @@ class KwsConfig(SpeechConfig):
 
     model: str = "kws_matchbox"  # MatchboxNet 3x1x64; kws_small (the older CNN) measured worse (README)
     hours: float = 8.0  # of one-second clips (the keywords mix): 23k training clips
-    epochs: int = 24  # 10 min here; the validation curve still rises (more epochs: the next lever)
+    epochs: int = 60  # 23 min here; 24 epochs (10 min): test clips 0.942 vs 0.950, stream FRR at 1 FA/h 0.55 vs 0.50
     batch_size: int = 64
     learning_rate: float = 3e-3
     quantize: str = "none,int8"  # int8: for microcontroller-class devices
