@@ -65,11 +65,9 @@ def bench_asr(run, task, cfg, info, args):
     ds = data.test.take(len(examples))
     refs, greedy, beam = transcribe_dataset(model, ds, beam_width=cfg.beam_width)
     print("Word trigram LM of the training transcripts; alpha and beta on validation …", flush=True)
-    from apps.speech.data import ids_to_text
-    from apps.speech.rescoring import lm_beam_search
+    from apps.speech.rescoring import lm_beam_search, training_transcripts
 
-    labels = data.train.map(lambda x, y: y["labels"]).padded_batch(256, padding_values=-1)
-    train_text = [t.decode() for batch in labels for t in ids_to_text(batch).numpy()]
+    train_text = training_transcripts(data)
     with_lm, fusion = lm_beam_search(model, data.val.take(args.val_limit), ds, train_text, cfg.beam_width)
     print(f"Lexicon decoding ({args.lexicon} words) with the word LM; alpha and beta on validation …", flush=True)
     from apps.speech.rescoring import lexicon_lm_search
@@ -134,14 +132,13 @@ def bench_kws(run, task, cfg, info, args):
     result = {"num_clips": int(len(y)), "threshold": threshold}
     for name, fn in models.items():
         probs = np.concatenate([fn(x[i:i + 256]) for i in range(0, len(x), 256)])
-        _, frr, fa_per_hour, _ = detection_curve(y, probs, [threshold])
-        at = 0
+        _, (frr,), (fa_per_hour,), _ = detection_curve(y, probs, [threshold])
         rtf = _rtf(lambda w: fn(w), list(x[:args.speed_utterances]))
-        result[name] = {"accuracy": float(np.mean(probs.argmax(-1) == y)), "false_reject_rate": float(frr[at]),
-                        "false_accepts_per_hour": float(fa_per_hour[at]), "real_time_factor": rtf,
+        result[name] = {"accuracy": float(np.mean(probs.argmax(-1) == y)), "false_reject_rate": float(frr),
+                        "false_accepts_per_hour": float(fa_per_hour), "real_time_factor": rtf,
                         "size_bytes": os.path.getsize(run.file(name)) if name.endswith(".tflite") else None}
-        print(f"  {name:20s} accuracy {result[name]['accuracy']:.4f}  FRR@{threshold:.4g} {frr[at]:.3f}  "
-              f"FA/h {fa_per_hour[at]:.1f}  RTF {rtf:.4f}", flush=True)
+        print(f"  {name:20s} accuracy {result[name]['accuracy']:.4f}  FRR@{threshold:.4g} {frr:.3f}  "
+              f"FA/h {fa_per_hour:.1f}  RTF {rtf:.4f}", flush=True)
     _record(run, result)
 
 

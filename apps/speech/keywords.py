@@ -112,7 +112,7 @@ def calibrate_kws(model, data):
 
 def shipped_threshold(info):
     """The threshold the run chose on validation audio (older runs: 0.5)."""
-    saved = (info.extra if hasattr(info, "extra") else (info or {}).get("extra", {})).get("saved", {})
+    saved = (info.extra if info is not None else {}).get("saved", {})  # None: a run without data info
     return float(saved.get("threshold", LISTEN_THRESHOLD))
 
 

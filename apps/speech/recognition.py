@@ -250,7 +250,7 @@ def windows(waveform, window=WINDOW_SECONDS, search=QUIET_SEARCH_SECONDS):
 def lexicon_decoder(run, task, cfg, beam_width, words="english"):
     """`log-probabilities [T, 29] -> text` by the lexicon decoder with the word LM of the
     run's training transcripts, at the alpha and beta `dl-speech bench` chose (else 0.5, 1)."""
-    from apps.speech.rescoring import lexicon_decode, lexicon_words, word_lm
+    from apps.speech.rescoring import lexicon_decode, lexicon_words, training_transcripts, word_lm
     from shared.lexicon_decoding import Lexicon, ngram_word_score
     from shared.training import engine, runs
 
@@ -258,8 +258,7 @@ def lexicon_decoder(run, task, cfg, beam_width, words="english"):
     alpha, beta = chosen.get("alpha", 0.5), chosen.get("beta", 1.0)
     print(f"Lexicon decoding with the word LM of the run's training transcripts (alpha {alpha}, beta {beta}"
           f"{'' if chosen else ': run `dl-speech bench` to choose them on validation audio'}) …", flush=True)
-    labels = engine.load_data(task, cfg).train.map(lambda x, y: y["labels"]).padded_batch(256, padding_values=-1)
-    train_text = [t.decode() for batch in labels for t in ids_to_text(batch).numpy()]
+    train_text = training_transcripts(engine.load_data(task, cfg))
     lexicon = Lexicon(lexicon_words(train_text, english=words == "english"))
     score = ngram_word_score(word_lm(train_text))
     return lambda lp: lexicon_decode([lp], lexicon, score, alpha, beta, beam_width or 16)[0]

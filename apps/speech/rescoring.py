@@ -59,16 +59,30 @@ def rescore(lists, scores, alpha, beta):
     return [max(hyps, key=lambda h: h[1] + alpha * scores[h[0]] + beta * len(h[0].split()))[0] for hyps in lists]
 
 
-def tune(refs, lists, scores):
-    """(alpha, beta, WER) with the lowest WER on these (validation) utterances."""
+def best_weights(refs, hypotheses, alphas, betas):
+    """(alpha, beta, WER) of the grid point whose `hypotheses(alpha, beta)` have the lowest
+    WER on these (validation) utterances; the first of equals."""
     from apps.speech.recognition import error_rates
 
     best = None
-    for alpha, beta in itertools.product(ALPHAS, BETAS):
-        wer = error_rates(refs, rescore(lists, scores, alpha, beta))["wer"]
+    for alpha, beta in itertools.product(alphas, betas):
+        wer = error_rates(refs, hypotheses(alpha, beta))["wer"]
         if best is None or wer < best[2] - 1e-12:
             best = (alpha, beta, wer)
     return best
+
+
+def tune(refs, lists, scores):
+    """(alpha, beta, WER) of n-best rescoring with the lowest WER on these utterances."""
+    return best_weights(refs, lambda alpha, beta: rescore(lists, scores, alpha, beta), ALPHAS, BETAS)
+
+
+def training_transcripts(data):
+    """The transcripts of an ASR `Data`'s training split, as Python strings."""
+    from apps.speech.data import ids_to_text
+
+    labels = data.train.map(lambda x, y: y["labels"]).padded_batch(256, padding_values=-1)
+    return [t.decode() for batch in labels for t in ids_to_text(batch).numpy()]
 
 
 def lm_beam_search(model, val, test, train_transcripts, beam_width=16, top_paths=8):
@@ -132,17 +146,13 @@ def lexicon_lm_search(model, val, test, train_transcripts, beam_width=16, englis
     """Hypotheses for the `test` utterances by the lexicon decoder with the word trigram LM
     of the training transcripts, alpha and beta chosen on the `val` utterances. Returns
     (hypotheses, {"alpha", "beta", "val_wer", "lexicon_words"})."""
-    from apps.speech.recognition import error_rates
     from shared.lexicon_decoding import Lexicon, ngram_word_score
 
     lexicon = Lexicon(lexicon_words(train_transcripts, english))
     score = ngram_word_score(word_lm(train_transcripts))
     val_refs, val_lp = frame_log_probs(model, val)
-    best = None
-    for alpha, beta in itertools.product(LEXICON_ALPHAS, LEXICON_BETAS):
-        wer = error_rates(val_refs, lexicon_decode(val_lp, lexicon, score, alpha, beta, beam_width))["wer"]
-        if best is None or wer < best[2] - 1e-12:
-            best = (alpha, beta, wer)
+    best = best_weights(val_refs, lambda alpha, beta: lexicon_decode(val_lp, lexicon, score, alpha, beta, beam_width),
+                        LEXICON_ALPHAS, LEXICON_BETAS)
     _, test_lp = frame_log_probs(model, test)
     hyps = lexicon_decode(test_lp, lexicon, score, best[0], best[1], beam_width)
     return hyps, {"alpha": best[0], "beta": best[1], "val_wer": best[2], "lexicon_words": len(lexicon)}

@@ -328,10 +328,12 @@ _CONTEXT = {}
 
 def _render_babble(specs, context=None):
     """Renders each split's babble talkers (and context talkers) once per worker process."""
-    _BABBLE.update({split: [speak(b["text"], b["voice"], b["rate"], b["pitch"]) for b in talkers]
-                    for split, talkers in specs.items()})
-    _CONTEXT.update({split: [speak(b["text"], b["voice"], b["rate"], b["pitch"]) for b in talkers]
-                     for split, talkers in (context or {}).items()})
+    def rendered(talkers_by_split):
+        return {split: [speak(t["text"], t["voice"], t["rate"], t["pitch"]) for t in talkers]
+                for split, talkers in talkers_by_split.items()}
+
+    _BABBLE.update(rendered(specs))
+    _CONTEXT.update(rendered(context or {}))
 
 
 def _render(utterance):
