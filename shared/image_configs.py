@@ -13,6 +13,7 @@ class DetectorFields:
     max_level: int = 4
     anchor_size: float = 3.0
     box_loss: str = "smooth_l1"
+    backbone: str = ""  # "": own stages; a classifier (cnn_gap ...): its trunk (--init-from a classify run: that run's)
 
 
 @dataclass
@@ -23,3 +24,4 @@ class SegmenterFields:
     model_size: int = 64  # the U-Net works at this size (0: the input size); masks come out full size
     base_filters: int = 16
     depth: int = 3
+    backbone: str = ""  # "": own encoder; a classifier (cnn_gap ...): its trunk (--init-from a classify run: that run's)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from shared import architectures
 from shared.data.images import load_image_file
+from shared.errors import UserError
 from shared.evaluation.detection_report import (decode_detections, detection_report, padded_detection_batch,
                                                  render_detections)
 from shared.evaluation.segmentation import (decode_mask, pixel_accuracy_per_example, render_mask, segment_serving,
@@ -108,14 +109,30 @@ def scaled_images(info, size=0):
     return inputs, x
 
 
+def backbone_of(cfg):
+    """The encoder of a segmenter or detector: `--backbone`, or, with `--init-from` a run and
+    no `--backbone`, the run's (a classify run's `--model` when it can be a trunk), so its
+    weights load by name: the usual backbone transfer. "" for the model's own encoder."""
+    from shared.architectures.trunk import trunk_names
+    from shared.training.rundir import open_run
+
+    if cfg.backbone and cfg.backbone not in trunk_names():
+        raise UserError(f"--backbone {cfg.backbone}: expected one of {', '.join(trunk_names())} (a classifier's trunk)")
+    if cfg.backbone or not cfg.init_from:
+        return cfg.backbone
+    source = open_run(cfg.init_from).read_config() or {}
+    name = source.get("backbone") or source.get("model", "")
+    return name if name in trunk_names() else ""
+
+
 def build_segmenter(cfg, info):
     """uint8 images -> Rescaling [-> resize to `cfg.model_size`] -> U-Net (`cfg.model`,
-    `cfg.base_filters`, `cfg.depth`) [-> bilinear back to the input size] -> per-pixel class
+    `cfg.base_filters`, `cfg.depth`, the encoder `backbone_of(cfg)`) [-> bilinear back to the input size] -> per-pixel class
     probabilities [N, H, W, classes]: the mask still comes out at the input size."""
     height, width, channels = info.input_shape
     inputs, x = scaled_images(info, cfg.model_size)
     unet = architectures.build(cfg.model, input_shape=tuple(x.shape[1:]), num_classes=len(info.class_names),
-                               base_filters=cfg.base_filters, depth=cfg.depth)
+                               base_filters=cfg.base_filters, depth=cfg.depth, backbone=backbone_of(cfg))
     probabilities = unet(x)
     if tuple(x.shape[1:3]) != (height, width):
         probabilities = keras.layers.Resizing(height, width, name="upscale", dtype="float32")(probabilities)
@@ -124,7 +141,8 @@ def build_segmenter(cfg, info):
 
 def _detector(cfg, info):
     return architectures.build(cfg.model, input_shape=info.input_shape, num_classes=len(info.class_names),
-                               min_level=cfg.min_level, max_level=cfg.max_level, anchor_size=cfg.anchor_size)
+                               min_level=cfg.min_level, max_level=cfg.max_level, anchor_size=cfg.anchor_size,
+                               backbone=backbone_of(cfg))
 
 
 def build_detector(cfg, info):

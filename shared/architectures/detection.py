@@ -19,6 +19,7 @@ import numpy as np
 from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 from shared.architectures.cnn import check_input_shape
+from shared.architectures.trunk import trunk_features
 
 
 def make_anchors(image_shape, levels, sizes, ratios=(0.5, 1.0, 2.0), scales=(1.0, 2 ** (1 / 3), 2 ** (2 / 3))):
@@ -135,6 +136,9 @@ class Detector(ArgsConfig, keras.Model):
             rather than Keras's 0.99: with 0.99 the statistics lag the weights for a few
             hundred steps, and a 4-epoch face detector scored mAP@.5 0.32-0.73 over four
             seeds against 0.92-0.94 with 0.9.
+        backbone: "" (its own stages), or a classifier variant (`trunk.py`) whose
+            convolutional trunk gives the first levels (its layers keep their names, so a
+            classify run's weights load into it); own stages add the levels beyond it.
 
     Outputs a dict: `"classes"` `(batch, N, num_classes)` probabilities and `"boxes"`
     `(batch, N, 4)` deltas, both float32, with `N = len(self.anchors())` — the anchor
@@ -143,7 +147,7 @@ class Detector(ArgsConfig, keras.Model):
 
     _ARGS = ("input_shape", "num_classes", "backbone_filters", "min_level", "max_level", "fpn_filters",
              "head_convs", "head_filters", "anchor_size", "anchor_ratios", "anchor_scales",
-             "prior_probability", "batch_norm_momentum")
+             "prior_probability", "batch_norm_momentum", "backbone")
 
     def __init__(
         self,
@@ -160,6 +164,7 @@ class Detector(ArgsConfig, keras.Model):
         anchor_scales=(1.0, 1.26, 1.587),
         prior_probability=0.01,
         batch_norm_momentum=0.9,
+        backbone="",
         name=None,
         **kwargs,
     ):
@@ -193,17 +198,18 @@ class Detector(ArgsConfig, keras.Model):
 
         prefix = "detector"
         inputs = keras.Input(shape=tuple(input_shape), name=f"{prefix}_images")
-        x, pyramid = inputs, []
-        for i, f in enumerate(backbone_filters[:max_level]):
+        # levels[l]: the feature map at stride 2**l; a trunk gives the first ones, own stages the rest
+        levels = trunk_features(backbone, tuple(input_shape), name=f"{prefix}_backbone")(inputs) if backbone else [inputs]
+        for i in range(len(levels) - 1, max_level):
+            x = levels[-1]
             for j, stride in enumerate((2, 1)):
-                x = keras.layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False,
-                                        name=f"{prefix}_stage{i + 1}_conv{j + 1}")(x)
+                x = keras.layers.Conv2D(backbone_filters[min(i, len(backbone_filters) - 1)], 3, strides=stride,
+                                        padding="same", use_bias=False, name=f"{prefix}_stage{i + 1}_conv{j + 1}")(x)
                 x = keras.layers.BatchNormalization(momentum=batch_norm_momentum,
                                                     name=f"{prefix}_stage{i + 1}_bn{j + 1}")(x)
                 x = keras.layers.Activation("relu", name=f"{prefix}_stage{i + 1}_relu{j + 1}")(x)
-            if i + 1 >= min_level:
-                pyramid.append(x)
-        pyramid = apply_fpn(pyramid, fpn_filters, name=f"{prefix}_fpn")
+            levels.append(x)
+        pyramid = apply_fpn(levels[min_level:max_level + 1], fpn_filters, name=f"{prefix}_fpn")
         classes, boxes = apply_detection_head(
             pyramid, num_classes, len(anchor_ratios) * len(anchor_scales), head_convs, head_filters,
             prior_probability, name=f"{prefix}_head",
@@ -223,6 +229,7 @@ class Detector(ArgsConfig, keras.Model):
         self.anchor_scales = anchor_scales
         self.prior_probability = prior_probability
         self.batch_norm_momentum = batch_norm_momentum
+        self.backbone = backbone
 
     def anchors(self, image_shape=None):
         """The `(N, 4)` xyxy anchors matching the outputs for `image_shape` (H, W)

@@ -6,6 +6,7 @@ import keras
 from shared.architectures.base import ArgsConfig
 from shared.architectures import register
 from shared.architectures.cnn import check_input_shape
+from shared.architectures.trunk import trunk_features
 
 
 def apply_double_conv(x, filters, batch_norm=True, dropout=0.0, name="conv", bn_momentum=0.99):
@@ -62,12 +63,15 @@ class UNet(ArgsConfig, keras.Model):
         bn_momentum: its moving-average momentum (0.9 suits short trainings of few steps:
             at 0.99 the inference statistics lag the weights for hundreds of steps).
         dropout: dropout after the bottleneck block.
+        backbone: "" (the U-Net's own encoder), or a classifier variant (`trunk.py`) whose
+            convolutional trunk is the encoder (its layers keep their names, so a classify
+            run's weights load into it); `depth` is then its number of downsamplings.
 
     Output shape: `(batch, H, W, num_classes)` of probabilities (float32).
     """
 
     _ARGS = ("input_shape", "depth", "base_filters", "num_classes", "attention_gates", "batch_norm", "dropout",
-             "bn_momentum")
+             "bn_momentum", "backbone")
 
     def __init__(
         self,
@@ -79,6 +83,7 @@ class UNet(ArgsConfig, keras.Model):
         batch_norm=True,
         dropout=0.0,
         bn_momentum=0.99,
+        backbone="",
         name=None,
         **kwargs,
     ):
@@ -99,12 +104,16 @@ class UNet(ArgsConfig, keras.Model):
 
         prefix = "unet"
         inputs = keras.Input(shape=tuple(input_shape), name=f"{prefix}_images")
-        x, skips = inputs, []
-        for i in range(depth):
-            x = apply_double_conv(x, base_filters * 2**i, batch_norm, name=f"{prefix}_down{i + 1}",
-                                  bn_momentum=bn_momentum)
-            skips.append(x)
-            x = keras.layers.MaxPooling2D(2, name=f"{prefix}_down{i + 1}_pool")(x)
+        if backbone:  # a classifier's trunk: its feature maps before each downsampling are the skips
+            *skips, x = trunk_features(backbone, tuple(input_shape), name=f"{prefix}_backbone")(inputs)
+            depth = len(skips)
+        else:
+            x, skips = inputs, []
+            for i in range(depth):
+                x = apply_double_conv(x, base_filters * 2**i, batch_norm, name=f"{prefix}_down{i + 1}",
+                                      bn_momentum=bn_momentum)
+                skips.append(x)
+                x = keras.layers.MaxPooling2D(2, name=f"{prefix}_down{i + 1}_pool")(x)
         x = apply_double_conv(x, base_filters * 2**depth, batch_norm, dropout, name=f"{prefix}_bottleneck",
                               bn_momentum=bn_momentum)
         for i in reversed(range(depth)):
@@ -129,3 +138,4 @@ class UNet(ArgsConfig, keras.Model):
         self.batch_norm = batch_norm
         self.dropout = dropout
         self.bn_momentum = bn_momentum
+        self.backbone = backbone

@@ -10,23 +10,27 @@ import tensorflow as tf
 from shared.errors import UserError
 
 
-def _layers(seed):
+def _layers(seed, **box_format):
+    geometry = dict(fill_mode="constant", seed=seed, **box_format)
     return {
         "flip": lambda: keras.layers.RandomFlip("horizontal", seed=seed),
-        "translate": lambda: keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        "rotate": lambda: keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed),
-        "zoom": lambda: keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
+        "translate": lambda: keras.layers.RandomTranslation(0.1, 0.1, **geometry),
+        "rotate": lambda: keras.layers.RandomRotation(0.05, **geometry),
+        "zoom": lambda: keras.layers.RandomZoom(0.1, **geometry),
+        "scale": lambda: keras.layers.RandomZoom(0.3, **geometry),  # scale jitter: objects 0.77-1.43x
         "contrast": lambda: keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
     }
 
 
 AUGMENTATIONS = tuple(_layers(0))
 TARGETS = ("labels", "boxes", "mask")
-# What each target kind can follow: labels ignore geometry; boxes and masks follow a mirror.
-# Masks also follow Keras's geometric layers (the same transform, nearest-neighbour for the mask).
-_SUPPORTED = {"labels": AUGMENTATIONS, "boxes": ("flip", "contrast"),
-              "mask": ("flip", "translate", "rotate", "zoom", "contrast")}
-GEOMETRIC = ("translate", "rotate", "zoom")
+# What each target kind can follow: labels ignore geometry; boxes and masks follow a mirror and
+# Keras's translations and zooms (the same transform: nearest-neighbour for a mask, the box
+# corners moved and clipped for boxes); a rotated box is no longer tight, so boxes refuse it.
+_SUPPORTED = {"labels": AUGMENTATIONS, "boxes": ("flip", "translate", "zoom", "scale", "contrast"),
+              "mask": ("flip", "translate", "rotate", "zoom", "scale", "contrast")}
+GEOMETRIC = ("translate", "rotate", "zoom", "scale")
+MIN_BOX = 4.0  # px: a box moved (mostly) out of the image, thinner than this, becomes padding
 
 
 def _names(spec, targets):
@@ -69,12 +73,18 @@ def mirror_targets(y, flip, width, targets):
     return {**y, "boxes": tf.where(swap[..., None], mirrored, boxes)}
 
 
+def moved_boxes(y, boxes):
+    """`y` with its boxes moved to `boxes`; one now thinner than `MIN_BOX` becomes padding."""
+    size = tf.minimum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1])
+    return {**y, "boxes": boxes, "classes": tf.where(size >= MIN_BOX, y["classes"], -1)}
+
+
 def augmenter(spec, targets="labels", seed=0):
     """The engine hook `(x, y) -> (x, y)` for `spec` ("flip,contrast", "none", …), or None.
 
-    targets: "labels" (y unchanged; every augmentation), "boxes" (flip and contrast: a mirror
-    moves the boxes with the pixels, photometric changes leave them) or "mask" (also
-    translate, rotate and zoom: the mask takes the image's transform)."""
+    targets: "labels" (y unchanged; every augmentation), "boxes" (flip, translate, zoom and
+    scale move the boxes with the pixels, clipped to the image; contrast leaves them) or
+    "mask" (also rotate: the mask takes the image's transform)."""
     if targets not in TARGETS:
         raise ValueError(f"`targets` must be one of {TARGETS}. Received: targets={targets!r}")
     names = _names(spec, targets)
@@ -84,7 +94,8 @@ def augmenter(spec, targets="labels", seed=0):
         images_only = image_augmenter(spec, seed)
         return lambda x, y: (images_only(x), y)
     photometric = image_augmenter(",".join(n for n in names if n == "contrast") or "none", seed)
-    geometric = [_layers(seed)[n]() for n in names if n in GEOMETRIC]
+    box_format = {"bounding_box_format": "yxyx"} if targets == "boxes" else {}
+    geometric = [_layers(seed, **box_format)[n]() for n in names if n in GEOMETRIC]
     generator = tf.random.Generator.from_seed(seed)
 
     def augment(images, y):
@@ -93,13 +104,19 @@ def augmenter(spec, targets="labels", seed=0):
             images = tf.where(tf.reshape(flip, [-1, 1, 1, 1]), tf.reverse(images, [2]), images)
             y = mirror_targets(y, flip, tf.cast(tf.shape(images)[2], tf.float32), targets)
         if geometric:
-            moved = {"images": tf.cast(images, tf.float32), "segmentation_masks": tf.cast(y[..., None], tf.float32)}
+            moved = {"images": tf.cast(images, tf.float32)}
+            if targets == "mask":
+                moved["segmentation_masks"] = tf.cast(y[..., None], tf.float32)
+            else:
+                moved["bounding_boxes"] = {"boxes": y["boxes"], "labels": y["classes"]}
             for layer in geometric:
                 moved = layer(moved, training=True)
             pixels = moved["images"]
             if images.dtype.is_integer:
                 pixels = tf.clip_by_value(tf.round(pixels), images.dtype.min, images.dtype.max)
-            images, y = tf.cast(pixels, images.dtype), tf.cast(tf.round(moved["segmentation_masks"][..., 0]), y.dtype)
+            images = tf.cast(pixels, images.dtype)
+            y = (tf.cast(tf.round(moved["segmentation_masks"][..., 0]), y.dtype) if targets == "mask"
+                 else moved_boxes(y, moved["bounding_boxes"]["boxes"]))
         if photometric is not None:
             images = photometric(images)
         return images, y

@@ -221,3 +221,50 @@ def precision_recall(gt_boxes, pred_boxes, pred_scores, min_score=0.5, iou=0.5):
                 tp += 1
     return {"precision": tp / n_pred if n_pred else float("nan"), "recall": tp / n_true if n_true else float("nan"),
             "true_positives": tp, "detections": n_pred, "objects": n_true}
+
+
+def _nms(boxes, scores, iou):
+    """Indices of `boxes` kept by greedy non-maximum suppression, best score first."""
+    from shared.export.parity import box_iou
+
+    order, keep = np.argsort(-scores, kind="stable"), []
+    while order.size:
+        keep.append(order[0])
+        order = order[1:][box_iou(boxes[order[:1]], boxes[order[1:]])[0] < iou] if order.size > 1 else order[1:]
+    return np.asarray(keep, np.int64)
+
+
+def class_agnostic_metrics(gt_boxes, gt_classes, pred_boxes, pred_scores, pred_classes, num_detections, iou=0.5):
+    """COCO mAP, mAP@.5 and mAP@.75 with every object one class: where the detector finds
+    objects, apart from what it calls them. Detections of different classes on one place are
+    first merged by class-agnostic NMS at `iou`, as a one-class detector would have."""
+    gts = _gt_rows(gt_boxes, gt_classes)
+    preds = _pred_rows(pred_boxes, pred_scores, pred_classes, num_detections)
+    width = max([1] + [len(s) for _, s, _ in preds])
+    boxes, scores, num = np.zeros((len(preds), width, 4)), np.zeros((len(preds), width)), np.zeros(len(preds), np.int64)
+    for i, (b, s, _) in enumerate(preds):
+        keep = _nms(b, s, iou) if len(s) else np.zeros(0, np.int64)
+        boxes[i, :len(keep)], scores[i, :len(keep)], num[i] = b[keep], s[keep], len(keep)
+    result = coco_metrics([b for b, _ in gts], [np.zeros(len(c), np.int64) for _, c in gts], boxes, scores,
+                          np.zeros(scores.shape, np.int64), num, ["object"])
+    return {key: result[key] for key in ("mAP", "mAP50", "mAP75")}
+
+
+def item_confusion(gt_boxes, gt_classes, pred_boxes, pred_scores, pred_classes, num_detections, num_classes,
+                   min_score=0.3, iou=0.5):
+    """[K, K + 1] counts: row = an object's true class, column = the class of the
+    best-scoring detection (score >= `min_score`, any class) overlapping it with IoU >= `iou`,
+    the last column when none does (missed). Its diagonal over the found objects is how often
+    a found object is named right."""
+    from shared.export.parity import box_iou
+
+    matrix = np.zeros((num_classes, num_classes + 1), np.int64)
+    for (truth, true_classes), (boxes, scores, classes) in zip(
+            _gt_rows(gt_boxes, gt_classes), _pred_rows(pred_boxes, pred_scores, pred_classes, num_detections)):
+        keep = scores >= min_score
+        boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+        overlaps = box_iou(truth, boxes) if len(truth) and len(boxes) else np.zeros((len(truth), len(boxes)))
+        for row, true_class in zip(overlaps, true_classes):
+            hits = row >= iou
+            matrix[true_class, classes[hits][np.argmax(scores[hits])] if hits.any() else num_classes] += 1
+    return matrix

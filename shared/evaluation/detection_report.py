@@ -30,19 +30,36 @@ def padded_detection_batch(ds, batch_size, drop_remainder=False):
 
 def detection_report(serving, ds, info, plots_dir, batch_size=64, predicted=None):
     """COCO mAP (pycocotools) of a serving model on an unbatched (image, {boxes, classes})
-    dataset, and a PNG of test scenes with true (green) and predicted (red) boxes;
+    dataset, and a PNG of test scenes with true (green) and predicted (red) boxes; with
+    several classes also the class-agnostic mAP and the objects' confusion matrix (found
+    where, named what; a PNG too);
     `predicted`: that dataset's `predict_detections`, when the caller has it already."""
     from shared.evaluation.detection import coco_metrics, draw_detections_png
 
     images, gt_boxes, gt_classes, pred = predicted or predict_detections(serving, ds, batch_size)
-    result = coco_metrics(gt_boxes, gt_classes, pred["boxes"], pred["scores"], pred["classes"],
-                          pred["num_detections"], info.class_names)
+    outputs = (pred["boxes"], pred["scores"], pred["classes"], pred["num_detections"])
+    result = coco_metrics(gt_boxes, gt_classes, *outputs, info.class_names)
+    plots = []
+    if len(info.class_names) > 1:  # "where" apart from "what"
+        from shared.evaluation.detection import class_agnostic_metrics, item_confusion
+        from shared.evaluation.plots import confusion_matrix_png
+
+        result["class_agnostic"] = class_agnostic_metrics(gt_boxes, gt_classes, *outputs)
+        matrix = item_confusion(gt_boxes, gt_classes, *outputs, len(info.class_names), min_score=DECODE_SCORE)
+        found = matrix[:, :-1]
+        result["confusion"] = {"matrix": matrix.tolist(), "columns": [*info.class_names, "missed"],
+                               "min_score": DECODE_SCORE, "iou": 0.5,
+                               "found": float(found.sum() / max(matrix.sum(), 1)),
+                               "named_right_when_found": float(np.trace(found) / max(found.sum(), 1))}
+        plots.append(confusion_matrix_png(matrix, info.class_names, os.path.join(plots_dir, "item_confusion.png"),
+                                          "Objects: true class x detected as (score >= 0.3, IoU >= 0.5)",
+                                          column_names=result["confusion"]["columns"]))
     n = min(8, len(images))
     path = draw_detections_png(images[:n], (gt_boxes[:n], gt_classes[:n]),
                                (pred["boxes"][:n], pred["scores"][:n], pred["classes"][:n],
                                 pred["num_detections"][:n]), info.class_names,
                                os.path.join(plots_dir, "detections.png"))
-    return result, [path]
+    return result, [path, *plots]
 
 
 def decode_detections(outputs, info, min_score=DECODE_SCORE):

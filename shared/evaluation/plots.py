@@ -7,17 +7,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def confusion_matrix_png(matrix, class_names, path, title="Confusion matrix (test)"):
-    n = len(class_names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 1.0 + 0.6 * n), dpi=100)
+def confusion_matrix_png(matrix, class_names, path, title="Confusion matrix (test)", column_names=None):
+    """Counts (rows: true `class_names`, columns: predicted, `column_names` when they differ,
+    e.g. with a "missed" column) as a PNG; returns `path`."""
+    matrix = np.asarray(matrix)
+    columns = list(column_names or class_names)
+    rows, n = len(class_names), len(columns)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 1.0 + 0.6 * rows), dpi=100)
     ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), class_names)
+    ax.set_xticks(range(n), columns, rotation=45, ha="right")
+    ax.set_yticks(range(rows), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
     threshold = matrix.max() / 2 if matrix.size else 0
-    for i in range(n):
+    for i in range(rows):
         for j in range(n):
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if matrix[i, j] > threshold else "black")

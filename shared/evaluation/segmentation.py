@@ -66,6 +66,17 @@ def segmentation_scores(matrix, class_names):
     }
 
 
+def class_agnostic_scores(matrix):
+    """Foreground (every class but 0) against background, from a [K,K] pixel count matrix:
+    where the items are, apart from what they are. Returns {"foreground_iou", "mean_iou"
+    (of the two), "item_accuracy" (right class among pixels both call foreground)}."""
+    matrix = np.asarray(matrix, np.float64)
+    two = np.array([[matrix[0, 0], matrix[0, 1:].sum()], [matrix[1:, 0].sum(), matrix[1:, 1:].sum()]])
+    scores = segmentation_scores(two, ["background", "foreground"])
+    return {"foreground_iou": scores["per_class"]["foreground"]["iou"], "mean_iou": scores["mean_iou"],
+            "item_accuracy": float(np.trace(matrix[1:, 1:]) / max(matrix[1:, 1:].sum(), 1))}
+
+
 def overlay(image, mask, alpha=0.5):
     """An RGB uint8 image with the class colours of `mask` blended over non-background pixels."""
     image = np.asarray(image)
@@ -102,7 +113,9 @@ def overlays_png(images, true_masks, pred_masks, path, columns=4):
 
 def segmentation_report(serving, ds, info, plots_dir, batch_size=64):
     """Test metrics of a serving model ({"mask"} output) over an unbatched (image, mask) dataset,
-    with the all-background baseline beside them, and an overlay PNG."""
+    all from one pixel count matrix over the whole test set (kept as `confusion_matrix`, rows
+    true, and as a PNG of row percentages): mIoU, per class, class-agnostic, with the
+    all-background baseline beside them; and an overlay PNG."""
     k = len(info.class_names)
     matrix = np.zeros((k, k), np.int64)
     background = np.zeros((k, k), np.int64)
@@ -118,8 +131,15 @@ def segmentation_report(serving, ds, info, plots_dir, batch_size=64):
     baseline = segmentation_scores(background, info.class_names)
     result.update(mean_iou_all_background=baseline["mean_iou"],
                   pixel_accuracy_all_background=baseline["pixel_accuracy"],
-                  num_examples=int(matrix.sum() // max(1, np.prod(info.input_shape[:2]))))
+                  num_examples=int(matrix.sum() // max(1, np.prod(info.input_shape[:2]))),
+                  class_agnostic=class_agnostic_scores(matrix), confusion_matrix=matrix.tolist())
     plots = [overlays_png(*samples, os.path.join(plots_dir, "segmentation_overlays.png"))] if samples else []
+    if k > 2:
+        from shared.evaluation.plots import confusion_matrix_png
+
+        percent = np.round(100 * matrix / np.maximum(matrix.sum(1, keepdims=True), 1))
+        plots.append(confusion_matrix_png(percent, info.class_names, os.path.join(plots_dir, "pixel_confusion.png"),
+                                          "Pixels: % of each true class predicted as"))
     return result, plots
 
 

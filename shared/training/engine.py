@@ -59,7 +59,7 @@ def train(app, task_name, task, cfg, run_name=None, verbose=True):
     trainer = Trainer.for_task(task, cfg, data, strategy, run.file("checkpoints"), optimizer_precision=precision,
                                history=run.read_history() if resuming else (), verbose=verbose)
     if getattr(cfg, "init_from", "") and not resuming:
-        _init_from(trainer.model, cfg.init_from, verbose and chief)
+        _init_from(trainer.model, cfg.init_from, verbose and chief, getattr(cfg, "freeze_epochs", 0))
     if chief and not resuming:
         os.makedirs(run.path, exist_ok=True)
         run.write_config(config_lib.dump_yaml(cfg))
@@ -168,10 +168,17 @@ def resolve_init_from(task, cfg, verbose):
     return dataclasses.replace(cfg, init_from=path)
 
 
-def _init_from(model, path, verbose):
+def _init_from(model, path, verbose, freeze_epochs=0):
     """`--init-from RUN`: copies the run's weights (all but the head) into `model`."""
     from shared.training.rundir import open_run
-    from shared.training.transfer import transfer_weights
+    from shared.training.transfer import head_layer, transfer_weights
+
+    if freeze_epochs:
+        try:
+            head_layer(model)
+        except ValueError:
+            raise UserError("--freeze-epochs: only a classifier (a Dense head) trains its head alone; "
+                            "this model fine-tunes every layer from the start") from None
 
     try:
         source = load_model(open_run(path))

@@ -29,20 +29,36 @@ def head_layer(model):
     return dense[-1]
 
 
+def fitted_weights(ours, theirs):
+    """`theirs` (arrays) shaped as the variables `ours`, or None: equal shapes, or a grey
+    convolution's kernel inflated to more input channels (repeated over them and divided by
+    their number, so a grey image gives the same response)."""
+    out = []
+    for mine, other in zip(ours, theirs):
+        shape = tuple(mine.shape)
+        if tuple(other.shape) != shape:
+            if not (other.ndim == 4 and other.shape[2] == 1 and shape[:2] + shape[3:] == other.shape[:2] + other.shape[3:]):
+                return None
+            other = np.repeat(other, shape[2], axis=2) / shape[2]
+        out.append(other)
+    return out if len(out) == len(ours) == len(theirs) else None
+
+
 def transfer_weights(model, source):
     """Copies into `model` the weights of every layer of `source` with the same name and
-    weight shapes, except `model`'s head. Returns (copied names, layers with weights not copied)."""
+    weight shapes (a grey first convolution inflated to colour: `fitted_weights`), except
+    `model`'s classification head when it has one (a segmenter or a detector has none: its
+    head's names are its own). Returns (copied names, layers with weights not copied)."""
     theirs = dict(leaf_layers(source))
-    head = head_layer(model)
+    heads = [layer for _, layer in leaf_layers(model) if isinstance(layer, keras.layers.Dense)][-1:]
     copied, missed = [], []
     for path, layer in leaf_layers(model):
         if not layer.weights:
             continue
         other = theirs.get(path)
-        same = (other is not None and layer is not head
-                and [tuple(w.shape) for w in layer.weights] == [tuple(w.shape) for w in other.weights])
-        if same:
-            layer.set_weights(other.get_weights())
+        weights = fitted_weights(layer.weights, other.get_weights()) if other is not None and layer not in heads else None
+        if weights is not None:
+            layer.set_weights(weights)
             copied.append(path)
         else:
             missed.append(path)

@@ -1,6 +1,7 @@
 """Segment, detect and explain on the embedded scenes: they learn, predict and render."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -38,6 +39,11 @@ def test_segmenter_learns_and_beats_all_background(scene_home):
     assert test["mean_iou"] > test["mean_iou_all_background"] + 0.01, test  # measured: 0.098 vs 0.076
     assert test["mean_iou_foreground"] > 0.005, test  # it segments items, not only background
     assert (scene_home / "saved_models/vision/segment/learn/plots/segmentation_overlays.png").is_file()
+    # The diagnosis beside it: where (class-agnostic) apart from what (the pixel confusion).
+    agnostic, matrix = test["class_agnostic"], np.array(test["confusion_matrix"])
+    assert matrix.shape == (11, 11) and matrix.sum() == cfg.num_test_scenes * 128 * 128
+    assert matrix[1:, 1:].sum() > 0 and 0 < agnostic["foreground_iou"] <= 1 and 0 <= agnostic["item_accuracy"] <= 1
+    assert (scene_home / "saved_models/vision/segment/learn/plots/pixel_confusion.png").is_file()
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +65,12 @@ def test_detector_learns(detect_run):
     from apps.vision.data import FASHION_MNIST_CLASSES
 
     assert set(test["per_class_AP"]) == set(FASHION_MNIST_CLASSES)
+    # Where apart from what: finding items is easier than naming them.
+    assert test["class_agnostic"]["mAP50"] >= test["mAP50"], test
+    confusion = np.array(test["confusion"]["matrix"])
+    assert confusion.shape == (10, 11) and confusion.sum() == test["num_gt"]
+    assert test["confusion"]["columns"][-1] == "missed"
+    assert os.path.isfile(os.path.join(detect_run.path, "plots", "item_confusion.png"))
 
 
 @pytest.mark.slow

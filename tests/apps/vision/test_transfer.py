@@ -71,3 +71,38 @@ def test_backbone_preset_is_loaded_and_frozen(tmp_path, monkeypatch):
     hub = next(layer for layer in frozen.layers[-1].layers if isinstance(layer, keras_hub.models.Backbone))
     assert _same([np.array(w) for w in hub.weights], [np.array(w) for w in preset.weights])
     assert runs.read_metrics(run)["test"]["accuracy"] > 0  # evaluated and exported like any run
+
+
+def test_init_from_a_classify_run_loads_its_trunk_into_a_unet_and_a_detector(tmp_path, monkeypatch):
+    """The classifier's convolutions become the encoder (by name; its grey first kernel
+    inflated to colour); the decoder, the extra pyramid stage and the heads start fresh."""
+    from types import SimpleNamespace
+
+    from apps.vision.configs import DetectConfig, SegmentConfig
+    from shared.image_tasks import build_detector, build_segmenter
+    from shared.training.transfer import leaf_layers
+
+    monkeypatch.setenv("DLSUITE_HOME", str(tmp_path))
+    source, _ = _train("grey", data="mnist", model="cnn_bn", epochs=1)
+    theirs = dict(leaf_layers(runs.load_model(source)))
+    info = SimpleNamespace(input_shape=(128, 128, 3), class_names=[f"c{k}" for k in range(11)])
+    for config, build in ((SegmentConfig, build_segmenter), (DetectConfig, build_detector)):
+        cfg = config.tiny()
+        cfg.init_from = source.path
+        model = build(cfg, info)
+        engine._init_from(model, source.path, verbose=False)
+        ours = dict(leaf_layers(model))
+        first, second = ours["cnn_block1_conv1"].get_weights()[0], ours["cnn_block2_conv1"].get_weights()[0]
+        assert first.shape == (3, 3, 3, 32)
+        np.testing.assert_allclose(first, np.repeat(theirs["cnn_block1_conv1"].get_weights()[0], 3, axis=2) / 3)
+        np.testing.assert_array_equal(second, theirs["cnn_block2_conv1"].get_weights()[0])
+        assert _same(ours["cnn_block2_bn1"].get_weights(), theirs["cnn_block2_bn1"].get_weights())
+        assert not any(name.startswith("cnn_head") for name in ours)
+        out = model(np.zeros((1, 128, 128, 3), np.uint8))
+        assert (out.shape == (1, 128, 128, 11)) if config is SegmentConfig else out["classes"].shape[-1] == 11
+    with pytest.raises(UserError, match="--freeze-epochs: only a classifier"):
+        engine._init_from(model, source.path, verbose=False, freeze_epochs=1)
+    cfg = SegmentConfig.tiny()
+    cfg.backbone = "resnet18"
+    with pytest.raises(UserError, match="--backbone resnet18: expected one of cnn_bn, "):
+        build_segmenter(cfg, info)

@@ -82,6 +82,14 @@ def test_builder_with_three_levels():
     )
 
 
+def test_a_classifier_trunk_gives_the_first_levels():
+    """cnn_bn's trunk reaches stride 4 (level 2); an own stage adds level 3."""
+    model = run_builder_test(Detector, dict(TINY, backbone="cnn_bn"), X,
+                             {"classes": (2, N_TINY, 2), "boxes": (2, N_TINY, 4)}, loss=_mse_dict, train=False)
+    names = {layer.name for layer in model.layers}
+    assert "detector_backbone" in names and "detector_stage3_conv1" in names and "detector_stage2_conv1" not in names
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -80,3 +80,16 @@ def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
         UNet(**kwargs)
     assert "Received" in str(info.value)
+
+
+def test_a_classifier_trunk_as_the_encoder():
+    """`backbone`: the cnn_bn trunk's two downsamplings set the depth; its layers keep their
+    names (a classify run's weights load by name); config and .keras round-trips hold."""
+    x = RNG.normal(size=(2, 16, 16, 3)).astype("float32")
+    model = run_builder_test(UNet, dict(input_shape=(16, 16, 3), depth=4, base_filters=4, num_classes=3,
+                                        backbone="cnn_bn"), x, (2, 16, 16, 3), y=MASK,
+                             loss=keras.losses.SparseCategoricalCrossentropy())
+    names = [layer.name for layer in model.get_layer("unet_backbone").layers]
+    assert model.depth == 2 and "cnn_block1_conv1" in names and "cnn_block2_bn1" in names
+    with pytest.raises(ValueError, match="`backbone` must be one of"):
+        UNet(input_shape=(16, 16, 3), backbone="simple_cnn")  # "valid" padding: maps would not halve

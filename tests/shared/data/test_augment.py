@@ -60,13 +60,29 @@ def test_rotation_zoom_and_translation_move_masks_with_the_pixels():
     assert (inside > 0).mean() > 0.9  # the moved mask still covers the moved object
 
 
+def test_scale_jitter_and_translation_move_boxes_with_the_pixels():
+    images, boxes, classes, _ = _scenes()
+    out, y = _run(augmenter("scale,translate", "boxes", seed=6), images, {"boxes": boxes, "classes": classes})
+    assert out.dtype == np.uint8 and not np.array_equal(y["boxes"], boxes)
+    moved = 0
+    for i in range(N):
+        ys, xs = np.nonzero(out[i, ..., 0] > 100)
+        if y["classes"][i, 0] < 0:  # moved out of the picture: padding now
+            assert len(ys) < 4 * SIZE
+            continue
+        truth = (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
+        assert np.abs(y["boxes"][i, 0] - truth).max() <= 1.5, (i, y["boxes"][i, 0], truth)
+        moved += not np.allclose(y["boxes"][i, 0], boxes[i, 0])
+    assert moved > N // 2 and np.all(y["classes"][:, 1] == -1)  # padding stays padding
+
+
 def test_labels_pass_through_and_geometry_that_cannot_move_targets_is_refused():
     images, _, _, _ = _scenes()
     labels = np.arange(N)
     out, y = _run(augmenter("flip,translate", seed=1), images, labels)
     assert np.array_equal(y, labels) and out.shape == images.shape
     assert augmenter("none", "boxes") is None
-    with pytest.raises(UserError, match="^--augment: 'rotate' cannot move boxes; expected a comma list of flip, contrast or none$"):
+    with pytest.raises(UserError, match="^--augment: 'rotate' cannot move boxes; expected a comma list of flip, translate, zoom, scale, contrast or none$"):
         augmenter("flip,rotate", "boxes")
     with pytest.raises(UserError, match="unknown augmentation 'blur'"):
         augmenter("blur", "mask")

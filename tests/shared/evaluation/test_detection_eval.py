@@ -93,3 +93,41 @@ def test_drawings(tmp_path):
     plain = draw_boxes(gray[0], np.zeros((4, 4)), np.zeros(4), np.zeros(4, int), NAMES, min_size=0)
     assert plain.shape == (28, 28, 3)
     np.testing.assert_array_equal(plain[..., 0], gray[0, ..., 0])  # padding rows are not drawn
+
+
+def test_class_agnostic_metrics_and_item_confusion_split_where_from_what():
+    from shared.evaluation.detection import class_agnostic_metrics, item_confusion
+
+    boxes, scores, classes, num = _perfect()
+    classes[:, :] = 1 - classes  # every object found, every cat called a dog and back
+    assert class_agnostic_metrics(GT_BOXES, GT_CLASSES, boxes, scores, classes, num)["mAP"] == pytest.approx(1.0)
+    matrix = item_confusion(GT_BOXES, GT_CLASSES, boxes, scores, classes, num, len(NAMES))
+    assert matrix.shape == (3, 4)
+    assert matrix[0].tolist() == [0, 3, 0, 0] and matrix[1].tolist() == [3, 0, 0, 0] and matrix[2].sum() == 0
+    # A duplicate of another class on the same place is merged, not a false positive; a
+    # detection scoring below min_score does not count as finding its object.
+    boxes, scores, classes, num = _perfect(k=7)
+    boxes[0, 2], scores[0, 2], classes[0, 2], num[0] = boxes[0, 0], 0.5, 2, 3
+    agnostic = class_agnostic_metrics(GT_BOXES, GT_CLASSES, boxes, scores, classes, num)
+    assert agnostic["mAP"] == pytest.approx(1.0)
+    scores[2, 0] = 0.1
+    matrix = item_confusion(GT_BOXES, GT_CLASSES, boxes, scores, classes, num, len(NAMES))
+    assert matrix[0].tolist() == [2, 0, 0, 1]  # image 3's first cat only scored 0.1: missed
+    assert matrix[1].tolist() == [0, 3, 0, 0]
+
+
+def test_segmentation_scores_come_from_one_matrix_over_the_test_set():
+    """A class absent from an image is not a zero IoU for that image: mIoU is computed once
+    over the pixel counts of the whole set (torchmetrics / mmseg convention)."""
+    from shared.evaluation.segmentation import class_agnostic_scores, pixel_counts, segmentation_scores
+
+    a_true, a_pred = np.array([[0, 1], [1, 1]]), np.array([[0, 1], [1, 0]])  # class 2 absent
+    b_true, b_pred = np.array([[0, 2], [2, 2]]), np.array([[0, 2], [1, 2]])  # class 1 absent in truth
+    matrix = pixel_counts(a_true, a_pred, 3) + pixel_counts(b_true, b_pred, 3)
+    scores = segmentation_scores(matrix, ["bg", "x", "y"])
+    # IoU: bg 2/(2+1) (b: none lost, a: one x pixel called bg), x 2/(3+1), y 2/3.
+    assert scores["mean_iou"] == pytest.approx((2 / 3 + 2 / 4 + 2 / 3) / 3)
+    agnostic = class_agnostic_scores(matrix)
+    # foreground: true 6 pixels, predicted 5, both 5 -> IoU 5/6; among those 5, 4 named right.
+    assert agnostic["foreground_iou"] == pytest.approx(5 / 6)
+    assert agnostic["item_accuracy"] == pytest.approx(4 / 5)
